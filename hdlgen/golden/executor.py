@@ -1,0 +1,78 @@
+"""Golden model: runs an IR graph on a batch with NumPy int64 arithmetic.
+
+Each op's implementation follows the rule stated in :mod:`hdlgen.ir.ops`. Every produced
+tensor is checked against its declared type, so a width the IR got wrong fails here, loudly,
+before any hardware is built from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph
+
+KERNELS = {}
+
+
+def kernel(name):
+    def register(fn):
+        KERNELS[name] = fn
+        return fn
+    return register
+
+
+@kernel("flatten")
+def _flatten(node, x):
+    return x.reshape(x.shape[0], -1)
+
+
+@kernel("dense")
+def _dense(node, x):
+    # int64 matmul is exact: |acc| < 2**62 for every width the IR allows.
+    return x @ node.params["weight"].astype(np.int64).T
+
+
+@kernel("threshold")
+def _threshold(node, x):
+    t = node.params["thresholds"].astype(np.int64)  # (C, L)
+    count = (x[..., None] >= t).sum(axis=-1)
+    return 2 * count - 1 if node.attrs.get("out", "bipolar") == "bipolar" else count
+
+
+@kernel("argmax")
+def _argmax(node, x):
+    return np.argmax(x, axis=-1)[:, None]  # np.argmax returns the first maximum
+
+
+def run(graph: Graph, x, keep_all: bool = True) -> dict:
+    """Run ``graph`` on ``x`` (a batch: shape ``(B, *input_shape)``).
+
+    Returns a dict from tensor name to int64 array (batch first): every tensor when
+    ``keep_all``, else the input and the output only.
+    """
+    x = np.asarray(x)
+    want = (x.shape[0],) + graph.input_type.shape if x.ndim == len(graph.input_type.shape) + 1 else None
+    if want is None or x.shape != want:
+        raise ValueError(f"input batch must have shape (B, {', '.join(map(str, graph.input_type.shape))}), "
+                         f"got {x.shape}")
+    x = x.astype(np.int64)
+    if not graph.input_type.dtype.holds(x):
+        raise ValueError(f"input values must be {graph.input_type.dtype}, found {x.min()} .. {x.max()}")
+    values = {graph.input_name: x}
+    for node in graph.nodes:
+        out = KERNELS[node.op](node, *(values[i] for i in node.inputs))
+        if out.shape[1:] != node.type.shape or not node.type.dtype.holds(out):
+            raise AssertionError(f"golden: node {node.name!r} produced {out.shape[1:]} values "
+                                 f"{out.min()} .. {out.max()}, declared {node.type}")
+        values[node.name] = out
+    if not keep_all:
+        values = {graph.input_name: x, graph.output: values[graph.output]}
+    return values
+
+
+def classify(graph: Graph, x, batch: int = 256) -> np.ndarray:
+    """Class index per image: the graph's output, which must be an argmax."""
+    labels = []
+    for i in range(0, len(x), batch):
+        labels.append(run(graph, x[i:i + batch], keep_all=False)[graph.output][:, 0])
+    return np.concatenate(labels) if labels else np.zeros(0, np.int64)
