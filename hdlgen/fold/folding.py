@@ -9,15 +9,16 @@ set by its slowest stage; every stage accepts one beat per cycle at most.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import HdlgenError
 from .plan import ArgMax, MVAU, Plan
 
-# Pipeline registers of an MVAU between reading a chunk and writing its result (see
-# hdlgen.rtl.mvau), and of the argmax unit.
-MVAU_DEPTH = 4
+# Cycles from an MVAU step's issue to its result being taken downstream (issue, s1, s2, s3,
+# FIFO; see hdlgen.rtl.mvau), and from the argmax unit's last input beat to its label.
+MVAU_DEPTH = 5
 ARGMAX_DEPTH = 1
 
 
@@ -97,8 +98,14 @@ def lane_cost(e: MVAU) -> int:
     return 1 if e.in_dtype.kind == "bipolar" else e.in_dtype.bits + 2
 
 
+# Widest SIMD the automatic folding picks while the target allows: the PE's adder tree is
+# combinational within one cycle, and wider trees would not close timing at 200 MHz.
+MAX_SIMD = {"bipolar": 64, "uint": 32, "int": 32}
+
+
 def auto_fold(plan: Plan, target_cycles: int) -> Folding:
-    """The cheapest folding whose every stage takes at most ``target_cycles`` per image."""
+    """The cheapest folding whose every stage takes at most ``target_cycles`` per image,
+    keeping SIMD within :data:`MAX_SIMD` where the target allows."""
     if target_cycles < 1:
         raise HdlgenError(f"target of {target_cycles} cycles per image is not possible")
     n = input_size(plan)
@@ -110,7 +117,8 @@ def auto_fold(plan: Plan, target_cycles: int) -> Folding:
             for simd in divisors(e.n_in):
                 if (e.n_out // pe) * (e.n_in // simd) > target_cycles:
                     continue
-                key = (pe * simd * lane_cost(e) + pe * e.acc_dtype.bits, -simd)
+                too_wide = simd > MAX_SIMD[e.in_dtype.kind]
+                key = (too_wide, pe * simd * lane_cost(e) + pe * e.acc_dtype.bits, -simd)
                 if best is None or key < best[0]:
                     best = (key, LayerFold(pe, simd))
         layers[e.name] = best[1]
@@ -140,26 +148,38 @@ def stages(plan: Plan, folding: Folding) -> list:
     return out
 
 
+def _dwc(first, last, a, b):
+    """Beat times through a width converter from ``a`` to ``b`` lanes (one register)."""
+    if a == b:
+        return first, last
+    g = math.lcm(a, b)
+    gather, split = g // a, g // b
+    return first + gather, last + 1 + (split - 1)
+
+
 def predict(plan: Plan, folding: Folding) -> dict:
-    """Cycle model: steady-state cycles per image (the bottleneck) and latency of one image
-    through an idle pipeline."""
+    """Cycle model: steady-state cycles per image (the bottleneck) and the latency of one image
+    through an idle pipeline (first input beat accepted to its label leaving)."""
     st = stages(plan, folding)
     bottleneck = max(st, key=lambda s: s.cycles)
-    # Latency: each MVAU must receive its whole input vector before its first neuron fold
-    # ends, then runs its remaining folds; the argmax reads the last layer's chunks.
-    t_first_in, t_last_in = 0, st[0].cycles - 1
+    first, last = 0, st[0].cycles - 1   # beat times of the stream between stages
+    lanes = folding.in_lanes
     for e, s in zip(plan.engines, st[1:]):
         if isinstance(e, MVAU):
             f = folding[e.name]
-            sf = e.n_in // f.simd
-            end_pass0 = max(t_last_in, t_first_in + sf - 1)
-            t_first_in = end_pass0 + s.depth
-            t_last_in = end_pass0 + (e.n_out // f.pe - 1) * sf + s.depth
+            first, last = _dwc(first, last, lanes, f.simd)
+            nf, sf = e.n_out // f.pe, e.n_in // f.simd
+            if nf == 1:   # chunks used as they arrive; one result at the end
+                first = last = max(last, first + sf - 1) + MVAU_DEPTH
+            else:         # ping-pong buffer: folds start once the whole vector is in
+                start = last + 1
+                first, last = start + sf - 1 + MVAU_DEPTH, start + nf * sf - 1 + MVAU_DEPTH
+            lanes = f.pe
         else:
-            t_first_in = t_last_in = max(t_last_in, t_first_in + s.cycles - 1) + s.depth
+            first = last = last + ARGMAX_DEPTH
     return {
         "cycles_per_image": bottleneck.cycles,
         "bottleneck": bottleneck.name,
-        "latency_cycles": t_last_in + 1,
+        "latency_cycles": last,
         "stages": [asdict(s) for s in st],
     }

@@ -2,33 +2,36 @@
 weight ROM, accumulators and threshold unit.
 
 The engine loops over neuron folds ``nf`` (outer) and synapse folds ``sf`` (inner), one step
-per cycle. During the first neuron fold it takes each input chunk from the stream and keeps it
-in an input buffer; later folds read the buffer, so each image's vector is received once.
+per cycle. With one neuron fold, input chunks are used as they arrive. With several, the input
+vector goes into a ping-pong buffer: one bank receives the next image while the folds read
+the other, so receiving never holds up computing and the engine runs at NF*SF cycles per image
+whatever the rate its input arrives at (as long as that is not slower).
 Step pipeline (each line one register stage)::
 
-    issue   weight/threshold/buffer addresses; input chunk registered
+    issue   weight/threshold/input-buffer addresses (or the input chunk registered)
     s1      per-PE partial sums of SIMD products (popcount of XNOR for binary inputs)
     s2      accumulate; on the last synapse fold, result and thresholds registered
     s3      compare with the thresholds, write the result into the output FIFO
 
 Flow control is by credit: a step that completes a neuron fold issues only while fewer than
 ``FIFO_DEPTH`` results are issued and not yet taken by the next stage, so the pipeline never
-needs to stall once a step is issued. Latency from a step's issue to its result leaving the
-FIFO is ``LATENCY`` cycles; at steady state the engine takes NF*SF cycles per image.
+needs to stall once a step is issued. A result can be taken downstream ``LATENCY`` cycles after
+its step issued; at steady state the engine takes NF*SF cycles per image.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
-from ..fold.folding import LayerFold
+from ..fold.folding import MVAU_DEPTH, LayerFold
 from ..fold.plan import MVAU
 from ..pack.mvau import MvauImage, hw_accumulator
 from .arith import popcount, tree_sum
 from .rom import Rom
 
 FIFO_DEPTH = 8
-LATENCY = 5  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
+LATENCY = MVAU_DEPTH  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
 
 
 def shape_of(dtype):
@@ -79,48 +82,63 @@ class MvauEngine(wiring.Component):
                                                  f"{e.name}_thresholds.mem", self.external)
 
         chunk = f.simd * self.in_bits
-        if nf > 1 and sf > 1:
-            m.submodules.inbuf = buf = memory.Memory(shape=chunk, depth=sf, init=[])
-            buf_w = buf.write_port()
-            buf_r = buf.read_port()
-        elif nf > 1:
-            buf_reg = Signal(chunk)
-
-        # --- issue ------------------------------------------------------------------------
         nf_i = Signal(range(max(2, nf)))  # never zero-width, for clean Verilog
         sf_i = Signal(range(max(2, sf)))
         waddr = Signal(range(max(2, nf * sf)))
-        first_fold = nf_i == 0
         last_sf = sf_i == sf - 1
+        last_step = last_sf & (nf_i == nf - 1)
         pending = Signal(range(FIFO_DEPTH + 1))  # results issued, not yet taken downstream
         credit = ~last_sf | (pending < FIFO_DEPTH)
-        go = credit & (~first_fold | self.i.valid)
-        m.d.comb += [self.i.ready.eq(first_fold & credit), wrom.addr.eq(waddr)]
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+
+        if nf == 1:
+            # One neuron fold: each input chunk is used once, straight from the stream.
+            go = credit & self.i.valid
+            m.d.comb += self.i.ready.eq(credit)
+            s1_x = Signal(chunk)
+            with m.If(go):
+                m.d.sync += s1_x.eq(self.i.payload)
+            x1 = s1_x
+        else:
+            # Ping-pong input buffer: one bank receives the next image's vector while the
+            # neuron folds read the other, so every fold runs at one step per cycle.
+            abits = ceil_log2(sf)
+            m.submodules.inbuf = buf = memory.Memory(shape=chunk, depth=2 << abits, init=[])
+            wport, rport = buf.write_port(), buf.read_port()
+            full = Signal(2)
+            wbank, rbank = Signal(), Signal()
+            wsf = Signal(range(max(2, sf)))
+            accept = self.i.valid & self.i.ready
+            go = credit & full.bit_select(rbank, 1)
+            m.d.comb += [self.i.ready.eq(~full.bit_select(wbank, 1)),
+                         wport.addr.eq(Cat(wsf[:abits], wbank)), wport.data.eq(self.i.payload),
+                         wport.en.eq(accept), rport.addr.eq(Cat(sf_i[:abits], rbank))]
+            set_full = Signal(2)
+            clear_full = Signal(2)
+            with m.If(accept):
+                with m.If(wsf == sf - 1):
+                    m.d.sync += [wsf.eq(0), wbank.eq(~wbank)]
+                    m.d.comb += set_full.eq(1 << wbank)
+                with m.Else():
+                    m.d.sync += wsf.eq(wsf + 1)
+            with m.If(go & last_step):
+                m.d.sync += rbank.eq(~rbank)
+                m.d.comb += clear_full.eq(1 << rbank)
+            m.d.sync += full.eq((full | set_full) & ~clear_full)
+            x1 = rport.data
+
+        m.d.comb += wrom.addr.eq(waddr)
         if has_thr:
             m.d.comb += trom.addr.eq(nf_i)
-
-        s1_valid, s1_first, s1_last, s1_stream = Signal(), Signal(), Signal(), Signal()
-        s1_x = Signal(chunk)
         m.d.sync += s1_valid.eq(go)
         with m.If(go):
-            m.d.sync += [s1_first.eq(sf_i == 0), s1_last.eq(last_sf), s1_stream.eq(first_fold),
-                         s1_x.eq(self.i.payload),
+            m.d.sync += [s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
                          waddr.eq(Mux(waddr == nf * sf - 1, 0, waddr + 1))]
             with m.If(last_sf):
                 m.d.sync += sf_i.eq(0)
                 m.d.sync += nf_i.eq(Mux(nf_i == nf - 1, 0, nf_i + 1))
             with m.Else():
                 m.d.sync += sf_i.eq(sf_i + 1)
-        if nf > 1 and sf > 1:
-            m.d.comb += [buf_w.addr.eq(sf_i), buf_w.data.eq(self.i.payload),
-                         buf_w.en.eq(go & first_fold), buf_r.addr.eq(sf_i)]
-            x1 = Mux(s1_stream, s1_x, buf_r.data)
-        elif nf > 1:
-            with m.If(go & first_fold):
-                m.d.sync += buf_reg.eq(self.i.payload)
-            x1 = Mux(s1_stream, s1_x, buf_reg)
-        else:
-            x1 = s1_x
 
         # --- s1: partial sums ---------------------------------------------------------------
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()

@@ -1,0 +1,70 @@
+"""One accelerator design: a model's IR with its plan, folding, memory images and the
+cycle model's prediction; and the emitted core (Verilog + ``.mem`` files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from ..errors import HdlgenError
+from ..fold import Folding, Plan, auto_fold, check, plan as make_plan, predict
+from ..ir import Graph
+from ..rtl import ROM_VERILOG, Accelerator, pack_all, write_mem_files
+
+CORE_NAME = "hdlgen_accel"
+DEFAULT_TARGET_CYCLES = 1024
+
+
+@dataclass
+class Design:
+    name: str
+    graph: Graph
+    plan: Plan
+    folding: Folding
+    images: dict
+    prediction: dict
+
+    def accelerator(self, external_memories=True) -> Accelerator:
+        return Accelerator(self.plan, self.folding, self.images, external_memories)
+
+
+def target_cycles(clock_mhz: float, fps: float | None) -> int:
+    if fps is None:
+        return DEFAULT_TARGET_CYCLES
+    if fps <= 0:
+        raise HdlgenError(f"--fps must be positive, not {fps}")
+    cycles = int(clock_mhz * 1e6 // fps)
+    if cycles < 1:
+        raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz} MHz leaves {clock_mhz * 1e6 / fps:.3f} cycles per "
+                          f"image; the pipeline takes at least 1 cycle per image")
+    return cycles
+
+
+def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_mhz: float = 200.0,
+                fps: float | None = None) -> Design:
+    p = make_plan(graph)
+    if folding is None:
+        folding = auto_fold(p, target_cycles(clock_mhz, fps))
+    check(p, folding)
+    pred = predict(p, folding)
+    if fps is not None and pred["cycles_per_image"] > clock_mhz * 1e6 / fps:
+        need = clock_mhz * 1e6 / fps
+        raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz} MHz needs {need:,.1f} cycles per image; the input "
+                          f"stream alone takes {pred['cycles_per_image']:,} ({pred['bottleneck']})")
+    return Design(name, graph, p, folding, pack_all(graph, p, folding), pred)
+
+
+def write_core(design: Design, directory: Path) -> list:
+    """Write the accelerator core into ``directory``: ``hdlgen_accel.v``, ``hdlgen_rom.v`` and
+    the ``.mem`` files (read by bare name, so simulators and synthesis run in this folder).
+    Returns the Verilog source paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(design.accelerator(True), name=CORE_NAME, emit_src=False)
+    core = directory / f"{CORE_NAME}.v"
+    core.write_text(text)
+    rom = directory / "hdlgen_rom.v"
+    rom.write_text(ROM_VERILOG)
+    write_mem_files(directory, design.images)
+    return [core, rom]
