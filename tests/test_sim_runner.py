@@ -117,15 +117,15 @@ def test_lint_fails_on_error(tmp_path):
 
 
 def test_lint_fails_on_real_warning(tmp_path):
-    trunc = tmp_path / "trunc.v"
-    trunc.write_text(
-        "module trunc(input wire clk, input wire [7:0] a, output reg [3:0] q);\n"
-        "  always @(posedge clk) q <= a;\n"
+    latch = tmp_path / "latch.v"
+    latch.write_text(
+        "module latch(input wire en, input wire [3:0] a, output reg [3:0] q);\n"
+        "  always @(*) if (en) q = a;\n"
         "endmodule\n"
     )
-    ok, messages = lint([trunc], "trunc")
+    ok, messages = lint([latch], "latch")
     assert not ok
-    assert any("WIDTHTRUNC" in m for m in messages)
+    assert any("LATCH" in m for m in messages)
 
 
 def test_lint_missing_file_is_a_user_error(tmp_path):

@@ -1,0 +1,1 @@
+"""Build flow: Verilog, memory files, board project, synthesis estimate and report."""
