@@ -1,0 +1,144 @@
+"""Export a trained :class:`~hdlgen.nn.layers.BinaryNet` to the integer IR.
+
+The graph reads ``image`` (uint8, (H, W, C)), flattens it, and has per BinaryDense a ``dense``
+node ``fc<i>`` (int8 weights of exactly -1 and +1, ``weight_dtype`` "bipolar") and, for the
+activated layers, a ``threshold`` node ``act<i>`` with a bipolar output. The output layer's
+``dense`` node feeds the ``argmax`` node ``cls``.
+
+BatchNorm + sign folds into one integer threshold per channel by
+:func:`~hdlgen.nn.layers.bn_sign_thresholds`, the same function the PyTorch integer path
+uses; a channel with a negative BatchNorm scale has its weight row negated.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from torch import nn
+
+from ..errors import HdlgenError
+from ..ir import Graph, TensorType
+from .layers import PIXEL, PIXEL_SCALE, SUPPORTED, BinaryDense, BinaryNet, Flatten, InputQuant
+
+INPUT_NAME = "image"
+
+
+def _layer_sequence(model):
+    """(path, module) pairs of the model's layer chain."""
+    if isinstance(model, BinaryNet):
+        root, prefix = model.layers, "layers"
+    elif isinstance(model, nn.Sequential):
+        root, prefix = model, ""
+    else:
+        raise HdlgenError(f"cannot export a {type(model).__name__}: the model must be a BinaryNet "
+                          "(hdlgen.nn.layers) or an nn.Sequential of its layers")
+    out = []
+
+    def walk(seq, path):
+        for name, m in seq.named_children():
+            full = f"{path}.{name}" if path else name
+            if isinstance(m, nn.Sequential):
+                walk(m, full)
+            else:
+                out.append((full, m))
+
+    walk(root, prefix)
+    return out
+
+
+def _unsupported(path, m):
+    names = ", ".join(t.__name__ for t in SUPPORTED)
+    return HdlgenError(f"cannot export module {path!r} of type {type(m).__name__}: "
+                       f"supported layers are {names}")
+
+
+def export(model, name: str, meta: dict | None = None) -> Graph:
+    """Build the IR graph of ``model`` (a BinaryNet). ``meta`` (JSON-serializable) goes into
+    ``graph.meta`` together with the input scaling and a description of the layers."""
+    layers = _layer_sequence(model)
+    if not layers:
+        raise HdlgenError("cannot export an empty model")
+    path0, first = layers[0]
+    if not isinstance(first, InputQuant):
+        if not isinstance(first, SUPPORTED):
+            raise _unsupported(path0, first)
+        raise HdlgenError(f"module {path0!r} ({type(first).__name__}): the model must start with InputQuant")
+    meta = dict(meta or {})
+    meta.setdefault("input_scaling", f"float model input = uint8 pixel / {PIXEL_SCALE}")
+    meta.setdefault("input_layout", "NHWC")
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as e:
+        raise HdlgenError(f"export metadata of {name!r} is not JSON-serializable: {e}") from None
+
+    g = Graph(name, INPUT_NAME, TensorType(first.shape, PIXEL), meta)
+    tensor, index, described = INPUT_NAME, 0, []
+    finished = False
+    for path, m in layers[1:]:
+        if finished:
+            raise HdlgenError(f"module {path!r} ({type(m).__name__}) follows the output layer; "
+                              "the output layer (BinaryDense with activation=False) must be last")
+        if isinstance(m, Flatten):
+            if len(g.types()[tensor].shape) > 1:
+                tensor = g.add("flatten", "flatten", tensor)
+            continue
+        if isinstance(m, BinaryDense):
+            tensor = _dense(g, tensor, m, path, index)
+            described.append({"module": path, "dense": f"fc{index}", "in": m.in_features,
+                              "out": m.out_features, "activation": m.activation})
+            if not m.activation:
+                tensor = g.add("cls", "argmax", tensor)
+                finished = True
+            index += 1
+            continue
+        if isinstance(m, InputQuant):
+            raise HdlgenError(f"module {path!r}: InputQuant may only be the first layer")
+        raise _unsupported(path, m)
+    if not finished:
+        raise HdlgenError("the model has no output layer: it must end with BinaryDense(..., activation=False)")
+    g.meta.setdefault("layers", described)
+    g.validate()
+    return g
+
+
+def _dense(g: Graph, tensor: str, m: BinaryDense, path: str, index: int) -> str:
+    xt = g.types()[tensor]
+    if len(xt.shape) != 1:
+        raise HdlgenError(f"module {path!r} (BinaryDense) needs a vector input but gets shape {xt.shape}; "
+                          "put a Flatten before it")
+    if xt.shape[0] != m.in_features:
+        raise HdlgenError(f"module {path!r} (BinaryDense) has in_features={m.in_features} "
+                          f"but its input has {xt.shape[0]} values")
+    if xt.dtype != m.input_dtype:
+        raise HdlgenError(f"module {path!r} (BinaryDense) was configured for {m.input_dtype} inputs "
+                          f"but gets {xt.dtype}")
+    weight = m.integer_weight()
+    if m.activation:
+        thresholds, negate = m.integer_thresholds()
+        weight = np.where(negate[:, None], -weight, weight).astype(np.int8)
+    fc = g.add(f"fc{index}", "dense", tensor, {"weight_dtype": "bipolar"}, {"weight": weight})
+    acc = g.node(fc).type.dtype
+    if acc != m.accumulator_dtype:
+        raise AssertionError(f"{path}: IR accumulator {acc} differs from the layer's {m.accumulator_dtype}")
+    if not m.activation:
+        return fc
+    return g.add(f"act{index}", "threshold", fc, {"out": "bipolar"},
+                 {"thresholds": thresholds.reshape(-1, 1).astype(np.int64)})
+
+
+def export_checkpoint(path, name: str | None = None) -> Graph:
+    """Load a checkpoint file and export it, with the checkpoint's metadata in ``graph.meta``."""
+    from .checkpoint import load_checkpoint
+
+    model, ckpt = load_checkpoint(path)
+    return export(model, name or ckpt["meta"].get("name") or ckpt["recipe"], graph_meta(ckpt))
+
+
+def graph_meta(ckpt: dict) -> dict:
+    """The part of a checkpoint's metadata that the IR graph carries."""
+    meta = ckpt.get("meta", {})
+    keep = ("name", "dataset", "classes", "accuracy", "epochs", "source_revision")
+    out = {k: meta[k] for k in keep if k in meta}
+    out.update({"recipe": ckpt["recipe"], "config": ckpt["config"]})
+    return out

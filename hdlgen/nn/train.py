@@ -1,0 +1,311 @@
+"""Training of binarized recipes: Adam with a cosine learning rate, latent weights kept in
+[-1, 1], a checkpoint after every epoch (with the optimizer state, so a run resumes where it
+stopped) and a final checkpoint without it.
+
+Deterministic for a given seed on CPU: the initial weights come from ``torch.manual_seed(seed)``
+and each epoch's shuffling and augmentation from a generator seeded by (seed, epoch), so a
+resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import HdlgenError
+from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
+from .data import augment, dataset_classes, dataset_names, default_augmentation, load_dataset
+from .evaluate import _device, predict
+from .recipes import build_model, load_recipe
+
+DEFAULT_BATCH = 128
+DEFAULT_LR = 1e-2
+DEFAULT_SEED = 0
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+
+
+def accuracy(model, x, y, *, float_reference=False, device="cpu", batch=1000) -> float:
+    if len(x) == 0:
+        return float("nan")
+    p = predict(model, x, float_reference=float_reference, device=device, batch=batch)
+    return float((p == np.asarray(y)).mean())
+
+
+def _batches(n: int, batch: int, generator):
+    perm = torch.randperm(n, generator=generator)
+    for i in range(0, n, batch):
+        idx = perm[i:i + batch]
+        if len(idx) >= 2:  # BatchNorm needs two samples in training mode
+            yield idx
+
+
+def train_epochs(model, train_data, test_data, *, epochs: int, batch_size: int, lr: float, seed: int,
+                 device="cpu", start_epoch: int = 0, optimizer_state=None, aug=(0, False),
+                 log=print, log_every: int = 100, on_epoch=None):
+    """Train ``model`` from ``start_epoch`` to ``epochs``; returns the epoch history.
+
+    ``train_data``/``test_data`` are ``(x uint8 (N,H,W,C), y int64)`` NumPy arrays.
+    ``on_epoch(epoch, optimizer, record)`` runs after each epoch (to save a checkpoint).
+    """
+    device = torch.device(device)
+    model.to(device)
+    x_train = torch.from_numpy(np.ascontiguousarray(train_data[0])).to(device)
+    y_train = torch.from_numpy(np.asarray(train_data[1], np.int64)).to(device)
+    n = len(x_train)
+    if n < 2:
+        raise HdlgenError(f"training needs at least 2 images, got {n}")
+    steps_per_epoch = sum(1 for i in range(0, n, batch_size) if min(batch_size, n - i) >= 2)
+    total = steps_per_epoch * epochs
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if optimizer_state is not None:
+        opt.load_state_dict(optimizer_state)
+    history = []
+    pad, flip = aug
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+        t0 = time.monotonic()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for b, idx in enumerate(_batches(n, batch_size, gen)):
+            step = epoch * steps_per_epoch + b
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(lr, step, total)
+            xb = x_train[idx.to(device)]
+            if pad or flip:
+                xb = augment(xb.cpu(), gen, pad, flip).to(device)
+            yb = y_train[idx.to(device)]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.clip_weights()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((out.argmax(1) == yb).sum())
+            seen += len(idx)
+            if log_every and (b + 1) % log_every == 0:
+                log(f"epoch {epoch + 1}/{epochs} batch {b + 1}/{steps_per_epoch} "
+                    f"loss {loss_sum / seen:.4f} acc {100 * correct / seen:.2f}% "
+                    f"lr {cosine_lr(lr, step, total):.2e} ({time.monotonic() - t0:.1f} s)")
+        train_time = time.monotonic() - t0
+        record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                  "seconds": round(train_time, 1)}
+        if test_data is not None and len(test_data[0]):
+            record["test_float"] = accuracy(model, *test_data, float_reference=True, device=device)
+            record["test_integer"] = accuracy(model, *test_data, device=device)
+        history.append(record)
+        msg = (f"epoch {epoch + 1}/{epochs} done: loss {record['loss']:.4f} "
+               f"train acc {100 * record['train_acc']:.2f}%")
+        if "test_float" in record:
+            msg += (f", test acc float {100 * record['test_float']:.2f}% "
+                    f"integer {100 * record['test_integer']:.2f}%")
+        log(msg + f" ({train_time:.1f} s)")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, opt, record)
+    return history
+
+
+def add_train_arguments(p):
+    p.add_argument("recipe", help="recipe name (a file in models/)")
+    p.add_argument("--data", required=True, help="folder holding the dataset files")
+    p.add_argument("--dataset", required=True, choices=dataset_names())
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {DEFAULT_BATCH}")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate, default {DEFAULT_LR}")
+    p.add_argument("--seed", type=int, default=None, help=f"default {DEFAULT_SEED}")
+    p.add_argument("--config", default=None, help="JSON object overriding recipe options")
+    p.add_argument("--log", default=None, help="also append the log to this file")
+    p.add_argument("--log-every", type=int, default=100, help="progress line every N batches (0: none)")
+    p.add_argument("--name", default=None, help="model name stored in the checkpoint")
+    return p
+
+
+def _command(args, batch, lr, seed) -> str:
+    parts = ["python", "-m", "hdlgen", "train", args.recipe, "--data", str(args.data), "--dataset",
+             args.dataset, "--epochs", str(args.epochs), "--device", args.device, "--out", str(args.out),
+             "--batch-size", str(batch), "--lr", repr(lr), "--seed", str(seed)]
+    if args.config:
+        parts += ["--config", args.config]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def train_parser(prog: str = "hdlgen train") -> argparse.ArgumentParser:
+    return add_train_arguments(argparse.ArgumentParser(
+        prog=prog, description="Train a binarized recipe from models/ and save a checkpoint."))
+
+
+def cli_train(args) -> int:
+    """Run the ``train`` command; ``args`` is a parsed namespace or the argument list."""
+    if isinstance(args, (list, tuple)):
+        args = train_parser().parse_args(list(args))
+    out = Path(args.out)
+    device = _device(args.device)
+    if args.epochs < 1:
+        raise HdlgenError(f"--epochs must be at least 1, not {args.epochs}")
+    logfile = open(args.log, "a") if getattr(args, "log", None) else None
+
+    def log(line):
+        print(line, flush=True)
+        if logfile:
+            logfile.write(line + "\n")
+            logfile.flush()
+
+    try:
+        return _cli_train(args, out, device, log)
+    finally:
+        if logfile:
+            logfile.close()
+
+
+def _cli_train(args, out: Path, device, log) -> int:
+    overrides = {}
+    if args.config:
+        try:
+            overrides = json.loads(args.config)
+        except json.JSONDecodeError as e:
+            raise HdlgenError(f"--config is not valid JSON: {e}") from None
+        if not isinstance(overrides, dict):
+            raise HdlgenError("--config must be a JSON object such as '{\"hidden\": [64, 64]}'")
+    resume = None
+    if args.resume:
+        if not out.exists():
+            raise HdlgenError(f"--resume: {out} does not exist")
+        resume = read_checkpoint(out)
+        if "train_state" not in resume:
+            raise HdlgenError(f"--resume: {out} holds a finished model without training state "
+                              f"(trained {resume['meta'].get('epochs')} epochs); start a new run")
+        if resume["recipe"] != args.recipe or resume["meta"].get("dataset") != args.dataset:
+            raise HdlgenError(f"--resume: {out} was trained with recipe {resume['recipe']!r} on "
+                              f"{resume['meta'].get('dataset')!r}, not {args.recipe!r} on {args.dataset!r}")
+    elif out.exists() and not args.force:
+        raise HdlgenError(f"{out} already exists; pass --resume to continue it or --force to overwrite it")
+
+    state = resume["train_state"] if resume else {}
+    batch = state.get("batch_size", args.batch_size or DEFAULT_BATCH)
+    lr = state.get("lr", args.lr if args.lr is not None else DEFAULT_LR)
+    seed = state.get("seed", args.seed if args.seed is not None else DEFAULT_SEED)
+    for label, given, used in (("--batch-size", args.batch_size, batch), ("--lr", args.lr, lr),
+                               ("--seed", args.seed, seed)):
+        if resume and given is not None and given != used:
+            log(f"note: resuming keeps {label} {used} of the saved run (ignoring {given})")
+    if batch < 2:
+        raise HdlgenError(f"--batch-size must be at least 2, not {batch}")
+    if not lr > 0:
+        raise HdlgenError(f"--lr must be positive, not {lr}")
+
+    train_x, train_y = load_dataset(args.data, args.dataset, "train")
+    test_x, test_y = load_dataset(args.data, args.dataset, "test")
+    classes = dataset_classes(args.dataset)
+
+    if resume:
+        config = resume["config"]
+    else:
+        defaults = load_recipe(args.recipe).DEFAULTS
+        config = {}
+        if "input_shape" in defaults:
+            config["input_shape"] = list(train_x.shape[1:])
+        if "classes" in defaults:
+            config["classes"] = len(classes)
+        config.update(overrides)
+    torch.manual_seed(seed)
+    model, config = build_model(args.recipe, config)
+    want = tuple(getattr(model, "input_shape", train_x.shape[1:]))
+    if want != tuple(train_x.shape[1:]):
+        raise HdlgenError(f"recipe {args.recipe!r} takes images {want} but {args.dataset} images are "
+                          f"{tuple(train_x.shape[1:])}")
+    if resume:
+        model.load_state_dict(resume["state_dict"])
+    start = state.get("epoch", 0)
+    history = list(state.get("history", []))
+    command = _command(args, batch, lr, seed)
+    name = args.name or (out.parent.name if out.name == "checkpoint.pt" else out.stem)
+    aug = default_augmentation(args.dataset)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"train {args.recipe} {json.dumps(config)} on {args.dataset}: {len(train_x)} train, "
+        f"{len(test_x)} test images; {n_params} parameters")
+    log(f"epochs {args.epochs}, batch {batch}, Adam lr {lr} (cosine), seed {seed}, device {device}, "
+        f"augmentation pad {aug[0]} flip {aug[1]}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    log(f"command: {command}")
+    if start:
+        log(f"resuming after epoch {start} from {out}")
+        if state.get("epochs", args.epochs) != args.epochs:
+            log(f"note: the saved run planned {state['epochs']} epochs; the cosine schedule now "
+                f"spans {args.epochs}")
+    if start >= args.epochs:
+        log(f"nothing to do: {out} already has {start} of {args.epochs} epochs")
+        return 0
+    t_start = time.monotonic() - state.get("seconds", 0.0)
+
+    def meta(epochs_done):
+        last = history[-1] if history else {}
+        return {
+            "name": name, "recipe": args.recipe, "config": config,
+            "dataset": args.dataset, "classes": classes,
+            "accuracy": {"float": last.get("test_float"), "integer": last.get("test_integer")},
+            "test_images": len(test_x), "epochs": epochs_done, "epochs_planned": args.epochs,
+            "batch_size": batch, "lr": lr, "seed": seed, "augmentation": {"pad": aug[0], "flip": aug[1]},
+            "command": command, "source_revision": source_revision(), "torch": str(torch.__version__),
+            "train_seconds": round(time.monotonic() - t_start, 1), "history": history,
+        }
+
+    def on_epoch(epoch, opt, record):
+        history.append(record)
+        train_state = {"epoch": epoch, "optimizer": opt.state_dict(), "batch_size": batch, "lr": lr,
+                       "seed": seed, "epochs": args.epochs, "history": history,
+                       "seconds": time.monotonic() - t_start}
+        if epoch < args.epochs:
+            model_cpu_state = make_checkpoint(model, args.recipe, config, meta(epoch), train_state)
+            save_checkpoint(model_cpu_state, out)
+            log(f"saved {out} (epoch {epoch}, resumable)")
+
+    train_epochs(model, (train_x, train_y), (test_x, test_y), epochs=args.epochs, batch_size=batch, lr=lr,
+                 seed=seed, device=device, start_epoch=start,
+                 optimizer_state=state.get("optimizer"), aug=aug, log=log,
+                 log_every=args.log_every, on_epoch=on_epoch)
+
+    model.to("cpu").eval()
+    final = meta(args.epochs)
+    final["accuracy"]["golden"] = _golden_accuracy(model, name, final, test_x, test_y)
+    save_checkpoint(make_checkpoint(model, args.recipe, config, final), out)
+    acc = final["accuracy"]
+    log(f"final test accuracy on {len(test_x)} images: float {100 * acc['float']:.2f}%, "
+        f"integer {100 * acc['integer']:.2f}%, golden IR {100 * acc['golden']:.2f}%")
+    log(f"saved {out} ({out.stat().st_size} bytes, {final['train_seconds']:.0f} s of training)")
+    return 0
+
+
+def _golden_accuracy(model, name, meta, x, y) -> float:
+    from ..golden import classify
+    from .export import export
+
+    graph = export(model, name, {k: meta[k] for k in ("dataset", "classes", "recipe", "config")})
+    return float((classify(graph, x) == y).mean()) if len(x) else float("nan")
+
+
+def main(argv=None) -> int:
+    args = train_parser("python -m hdlgen.nn.train").parse_args(argv)
+    try:
+        return cli_train(args)
+    except HdlgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Training smoke runs on tiny generated data: the CLI, determinism, resuming, evaluation."""
+
+import argparse
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from hdlgen.errors import HdlgenError
+from hdlgen.nn.checkpoint import load_checkpoint, read_checkpoint
+from hdlgen.nn.evaluate import add_eval_arguments, cli_eval
+from hdlgen.nn.train import add_train_arguments, cli_train, cosine_lr, main
+
+
+def write_fashion(root, n_train=96, n_test=40, seed=0):
+    """Tiny idx files whose class shows as a bright band, so training has something to learn."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 100, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, 2 * c:2 * c + 3] = 250
+        for kind, a in (("images-idx3", x), ("labels-idx1", y)):
+            raw = struct.pack(">BBBB", 0, 0, 8, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+            (root / f"{stem}-{kind}-ubyte.gz").write_bytes(gzip.compress(raw, mtime=0))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_fashion(tmp_path_factory.mktemp("fashion"))
+
+
+def train_args(data, out, *extra):
+    p = add_train_arguments(argparse.ArgumentParser())
+    return p.parse_args(["mlp", "--data", str(data), "--dataset", "fashion-mnist", "--out", str(out),
+                         "--config", '{"hidden": [24, 16]}', "--batch-size", "16", "--lr", "0.01",
+                         "--log-every", "2", *extra])
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_one_epoch_smoke_and_eval(data_dir, tmp_path, capsys):
+    out = tmp_path / "run" / "checkpoint.pt"
+    assert cli_train(train_args(data_dir, out, "--epochs", "1", "--log", str(tmp_path / "train.log"))) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1/1 batch 2/6 loss" in text and "final test accuracy" in text
+    assert (tmp_path / "train.log").read_text() == text
+    model, ckpt = load_checkpoint(out)
+    meta = ckpt["meta"]
+    assert "train_state" not in ckpt
+    assert meta["dataset"] == "fashion-mnist" and meta["epochs"] == 1 and meta["name"] == "run"
+    assert ckpt["config"] == {"input_shape": [28, 28, 1], "hidden": [24, 16], "classes": 10}
+    assert set(meta["accuracy"]) == {"float", "integer", "golden"}
+    assert meta["accuracy"]["golden"] == meta["accuracy"]["integer"]
+    assert meta["command"].startswith("python -m hdlgen train mlp ")
+    json.dumps(meta)
+
+    p = add_eval_arguments(argparse.ArgumentParser())
+    assert cli_eval(p.parse_args(["--model", str(out), "--data", str(data_dir), "--json"])) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mismatches"] == 0 and result["count"] == 40 and result["weight_bits"] == 1
+    assert result["dataset"] == "fashion-mnist"
+    assert result["accuracy"]["golden"] == pytest.approx(meta["accuracy"]["golden"])
+    assert cli_eval(p.parse_args(["--model", str(out), "--data", str(data_dir), "--limit", "7"])) == 0
+    text = capsys.readouterr().out
+    assert "7 images" in text and "mismatches: 0" in text
+
+
+def test_deterministic_and_resumable(data_dir, tmp_path, capsys):
+    a, b, c = (tmp_path / f"{k}.pt" for k in "abc")
+    cli_train(train_args(data_dir, a, "--epochs", "2", "--seed", "5"))
+    cli_train(train_args(data_dir, b, "--epochs", "2", "--seed", "5"))
+    sa, sb = read_checkpoint(a)["state_dict"], read_checkpoint(b)["state_dict"]
+    assert states_equal(sa, sb)
+    # an interrupted run: after epoch 1 the checkpoint holds the training state
+    cli_train(train_args(data_dir, c, "--epochs", "1", "--seed", "5"))
+    with pytest.raises(HdlgenError, match="without training state"):
+        cli_train(train_args(data_dir, c, "--epochs", "2", "--resume"))
+    c.unlink()
+
+    def stop_after_first_epoch(args):
+        from hdlgen.nn import train as t
+        real = t.train_epochs
+
+        def one(*x, **kw):
+            hook = kw["on_epoch"]
+
+            def stop(epoch, opt, record):
+                hook(epoch, opt, record)
+                raise KeyboardInterrupt
+
+            kw["on_epoch"] = stop
+            return real(*x, **kw)
+
+        t.train_epochs = one
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                cli_train(args)
+        finally:
+            t.train_epochs = real
+
+    stop_after_first_epoch(train_args(data_dir, c, "--epochs", "2", "--seed", "5"))
+    assert read_checkpoint(c)["train_state"]["epoch"] == 1
+    with pytest.raises(HdlgenError, match="already exists; pass --resume"):
+        cli_train(train_args(data_dir, c, "--epochs", "2", "--seed", "5"))
+    cli_train(train_args(data_dir, c, "--epochs", "2", "--resume"))
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    final = read_checkpoint(c)
+    assert final["meta"]["epochs"] == 2 and len(final["meta"]["history"]) == 2
+    assert states_equal(final["state_dict"], sa)
+
+
+def test_train_errors(data_dir, tmp_path, capsys):
+    with pytest.raises(HdlgenError, match="does not exist"):
+        cli_train(train_args(data_dir, tmp_path / "x.pt", "--epochs", "1", "--resume"))
+    with pytest.raises(HdlgenError, match="--config"):
+        cli_train(train_args(data_dir, tmp_path / "x.pt", "--epochs", "1", "--config", "[1]"))
+    with pytest.raises(HdlgenError, match="takes images"):
+        cli_train(train_args(data_dir, tmp_path / "x.pt", "--epochs", "1",
+                             "--config", '{"input_shape": [8, 8, 1]}'))
+    assert main(["nosuch", "--data", str(data_dir), "--dataset", "mnist", "--epochs", "1",
+                 "--out", str(tmp_path / "y.pt")]) == 2
+    assert "unknown recipe 'nosuch'" in capsys.readouterr().err
+
+
+def test_cosine_schedule():
+    assert cosine_lr(1.0, 0, 10) == 1.0
+    assert cosine_lr(1.0, 5, 10) == pytest.approx(0.5)
+    assert cosine_lr(1.0, 10, 10) == pytest.approx(0.0)
