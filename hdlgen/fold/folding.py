@@ -4,6 +4,11 @@ An MVAU with fan-in N and N' neurons computes PE neurons at once, each over SIMD
 cycle: NF = N'/PE neuron folds times SF = N/SIMD synapse folds, so NF*SF cycles per image.
 The input stream carries ``in_lanes`` pixel values per beat. The pipeline's steady state is
 set by its slowest stage; every stage accepts one beat per cycle at most.
+
+A convolution's MVAU runs once per output pixel: pixels*NF*SF cycles per image. Its
+sliding-window unit (and a max-pool's) writes an image into one bank of a frame buffer while
+it reads the windows of the previous image from the other, one pixel per cycle each way:
+max(H*W, H'*W'*K*K) cycles per image.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import HdlgenError
-from .plan import ArgMax, MVAU, Plan
+from .plan import SWU, ArgMax, MaxPool, MVAU, Plan
 
 # Cycles from an MVAU step's issue to its result being taken downstream (issue, s1, s2, s3,
 # FIFO; see hdlgen.rtl.mvau), and from the argmax unit's last input beat to its label.
 MVAU_DEPTH = 5
 ARGMAX_DEPTH = 1
+# Cycles from a sliding-window unit's last input beat of an image to its first output beat
+# (bank handover, memory read; see hdlgen.rtl.swu), and from a window's last beat to its max.
+SWU_DEPTH = 2
+REDUCE_DEPTH = 1
 
 
 def divisors(n: int) -> list:
@@ -115,10 +124,11 @@ def auto_fold(plan: Plan, target_cycles: int) -> Folding:
         best = None
         for pe in divisors(e.n_out):
             for simd in divisors(e.n_in):
-                if (e.n_out // pe) * (e.n_in // simd) > target_cycles:
-                    continue
+                cycles = e.pixels * (e.n_out // pe) * (e.n_in // simd)
                 too_wide = simd > MAX_SIMD[e.in_dtype.kind]
-                key = (too_wide, pe * simd * lane_cost(e) + pe * e.acc_dtype.bits, -simd)
+                # a target no folding meets (a convolution's pixels alone exceed it) gets the fastest
+                key = (cycles if cycles > target_cycles else 0, too_wide,
+                       pe * simd * lane_cost(e) + pe * e.acc_dtype.bits, -simd)
                 if best is None or key < best[0]:
                     best = (key, LayerFold(pe, simd))
         layers[e.name] = best[1]
@@ -141,8 +151,13 @@ def stages(plan: Plan, folding: Folding) -> list:
     for e in plan.engines:
         if isinstance(e, MVAU):
             f = folding[e.name]
-            out.append(StageCycles(e.name, "mvau", (e.n_out // f.pe) * (e.n_in // f.simd), MVAU_DEPTH))
+            out.append(StageCycles(e.name, "mvau", e.pixels * (e.n_out // f.pe) * (e.n_in // f.simd), MVAU_DEPTH))
             prev_pe = f.pe
+        elif isinstance(e, (SWU, MaxPool)):
+            win = e.window
+            depth = SWU_DEPTH + (REDUCE_DEPTH if isinstance(e, MaxPool) else 0)
+            out.append(StageCycles(e.name, e.kind, max(win.in_beats, win.out_beats), depth))
+            prev_pe = win.c
         elif isinstance(e, ArgMax):
             out.append(StageCycles(e.name, "argmax", e.n_in // prev_pe, ARGMAX_DEPTH))
     return out
@@ -159,13 +174,33 @@ def _dwc(first, last, a, b):
 
 def predict(plan: Plan, folding: Folding) -> dict:
     """Cycle model: steady-state cycles per image (the bottleneck) and the latency of one image
-    through an idle pipeline (first input beat accepted to its label leaving)."""
+    through an idle pipeline (first input beat accepted to its label leaving).
+
+    The latency is exact for chains of dense layers. With convolutions or pooling it is an
+    estimate: each stage is taken to start when its input allows and to run at its own rate,
+    or its input's, whichever is slower, without modelling backpressure inside the chain."""
     st = stages(plan, folding)
     bottleneck = max(st, key=lambda s: s.cycles)
     first, last = 0, st[0].cycles - 1   # beat times of the stream between stages
     lanes = folding.in_lanes
     for e, s in zip(plan.engines, st[1:]):
-        if isinstance(e, MVAU):
+        if isinstance(e, (SWU, MaxPool)):
+            win = e.window
+            first, last = _dwc(first, last, lanes, win.c)
+            first = last + s.depth
+            last = first + win.out_beats - 1
+            if isinstance(e, MaxPool):
+                first, last = first + win.k * win.k - 1, last
+            lanes = win.c
+        elif isinstance(e, MVAU) and e.pixels > 1:
+            f = folding[e.name]
+            first, last = _dwc(first, last, lanes, f.simd)
+            nf, sf = e.n_out // f.pe, e.n_in // f.simd
+            start = first if nf == 1 else first + sf
+            first = start + sf - 1 + MVAU_DEPTH
+            last = max(last + (nf - 1) * sf + (sf if nf > 1 else 0), start + e.pixels * nf * sf - 1) + MVAU_DEPTH
+            lanes = f.pe
+        elif isinstance(e, MVAU):
             f = folding[e.name]
             first, last = _dwc(first, last, lanes, f.simd)
             nf, sf = e.n_out // f.pe, e.n_in // f.simd

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
+from ..ir.ops import pad_value
 
 KERNELS = {}
+TYPED = {"conv2d"}  # kernels that also take their input's DType
 
 
 def kernel(name):
@@ -39,6 +41,32 @@ def _threshold(node, x):
     return 2 * count - 1 if node.attrs.get("out", "bipolar") == "bipolar" else count
 
 
+def _windows(x, k, stride):
+    """(B, H, W, C) -> (B, H', W', K, K, C): every K x K window at the given stride."""
+    v = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    return v.transpose(0, 1, 2, 4, 5, 3)
+
+
+@kernel("conv2d")
+def _conv2d(node, x, in_dtype):
+    k, s, p = node.attrs["kernel"], node.attrs.get("stride", 1), node.attrs.get("pad", 0)
+    w = node.params["weight"].astype(np.int64)
+    if p:
+        pv = pad_value(node, in_dtype)
+        xp = np.full((x.shape[0], x.shape[1] + 2 * p, x.shape[2] + 2 * p, x.shape[3]), pv, np.int64)
+        xp[:, p:p + x.shape[1], p:p + x.shape[2]] = x
+        x = xp
+    win = _windows(x, k, s)
+    b, oh, ow = win.shape[:3]
+    return (win.reshape(b * oh * ow, -1) @ w.reshape(w.shape[0], -1).T).reshape(b, oh, ow, w.shape[0])
+
+
+@kernel("maxpool")
+def _maxpool(node, x):
+    k = node.attrs["kernel"]
+    return _windows(x, k, node.attrs.get("stride", k)).max(axis=(3, 4))
+
+
 @kernel("argmax")
 def _argmax(node, x):
     return np.argmax(x, axis=-1)[:, None]  # np.argmax returns the first maximum
@@ -59,8 +87,10 @@ def run(graph: Graph, x, keep_all: bool = True) -> dict:
     if not graph.input_type.dtype.holds(x):
         raise ValueError(f"input values must be {graph.input_type.dtype}, found {x.min()} .. {x.max()}")
     values = {graph.input_name: x}
+    types = graph.types()
     for node in graph.nodes:
-        out = KERNELS[node.op](node, *(values[i] for i in node.inputs))
+        extra = (types[node.inputs[0]].dtype,) if node.op in TYPED else ()
+        out = KERNELS[node.op](node, *(values[i] for i in node.inputs), *extra)
         if out.shape[1:] != node.type.shape or not node.type.dtype.holds(out):
             raise AssertionError(f"golden: node {node.name!r} produced {out.shape[1:]} values "
                                  f"{out.min()} .. {out.max()}, declared {node.type}")

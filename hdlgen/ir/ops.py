@@ -111,3 +111,73 @@ def _argmax(node, inputs):
     x = _one_input(node, inputs)
     _need(len(x.shape) == 1, node, f"input must be a vector, got shape {x.shape}")
     return TensorType((1,), DType("uint", max(1, (x.shape[0] - 1).bit_length())))
+
+
+def _int_attr(node, key, lo, default=None):
+    value = node.attrs.get(key, default)
+    _need(value is not None, node, f"missing attribute {key!r}")
+    _need(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= lo, node,
+          f"attribute {key!r} must be an integer >= {lo}, not {value!r}")
+    return int(value)
+
+
+def _image(node, x):
+    _need(len(x.shape) == 3, node, f"input must be an image (H, W, C), got shape {x.shape}")
+    return x.shape
+
+
+def window_out(size: int, k: int, stride: int, pad: int = 0) -> int:
+    """Number of window positions along one axis: (size + 2*pad - k) // stride + 1."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def pad_value(node, in_dtype: DType):
+    """The value of a conv2d node's padded positions: its ``pad_value``, else the input type's minimum."""
+    return node.attrs.get("pad_value", in_dtype.min)
+
+
+@op("conv2d")
+def _conv2d(node, inputs):
+    """acc[y, x, m] = sum over ky, kx, c of weight[m, ky, kx, c] * in[S*y + ky - P, S*x + kx - P, c].
+
+    Input (H, W, C) of uint or bipolar values; ``weight`` (M, K, K, C) of type ``weight_dtype``;
+    attributes ``kernel`` K, ``stride`` S (default 1), ``pad`` P (default 0, below K) and
+    ``pad_value``, the value every position outside the image takes (a value of the input
+    type; default its minimum: 0 for uint, -1 for bipolar). The output (H', W', M) has
+    H' = (H + 2P - K)//S + 1 (likewise W') and holds the exact sums, typed by
+    :func:`accumulator` with fan-in K*K*C.
+    """
+    x = _one_input(node, inputs)
+    h, w_, c = _image(node, x)
+    _need(x.dtype.kind in ("uint", "bipolar"), node, f"input must be uint or bipolar, not {x.dtype}")
+    k = _int_attr(node, "kernel", 1)
+    s = _int_attr(node, "stride", 1, 1)
+    p = _int_attr(node, "pad", 0, 0)
+    _need(p < k, node, f"pad {p} must be smaller than the kernel {k}")
+    pv = pad_value(node, x.dtype)
+    _need(isinstance(pv, (int, np.integer)) and not isinstance(pv, bool) and x.dtype.holds(np.array([pv])),
+          node, f"pad_value {pv!r} is not a {x.dtype} value")
+    wgt = _param(node, "weight", 4)
+    wt = weight_dtype(node)
+    _need(wgt.shape[1:3] == (k, k), node, f"weight has a {wgt.shape[1]}x{wgt.shape[2]} kernel, attribute kernel is {k}")
+    _need(wgt.shape[3] == c, node, f"weight has {wgt.shape[3]} input channels, input has {c}")
+    _need(wt.holds(wgt), node, f"weights must all be {wt} values")
+    oh, ow = window_out(h, k, s, p), window_out(w_, k, s, p)
+    _need(oh >= 1 and ow >= 1, node, f"kernel {k} with pad {p} does not fit the {h}x{w_} input")
+    return TensorType((oh, ow, wgt.shape[0]), accumulator(k * k * c, x.dtype, wt))
+
+
+@op("maxpool")
+def _maxpool(node, inputs):
+    """out[y, x, c] = max over ky, kx < K of in[S*y + ky, S*x + kx, c]; no padding.
+
+    Attributes ``kernel`` K and ``stride`` S (default K). The output (H', W', C) has
+    H' = (H - K)//S + 1 (likewise W') and the input's type; for bipolar values the max is +1
+    when any value of the window is +1.
+    """
+    x = _one_input(node, inputs)
+    h, w_, c = _image(node, x)
+    k = _int_attr(node, "kernel", 1)
+    s = _int_attr(node, "stride", 1, k)
+    _need(k <= h and k <= w_, node, f"kernel {k} does not fit the {h}x{w_} input")
+    return TensorType((window_out(h, k, s), window_out(w_, k, s), c), x.dtype)

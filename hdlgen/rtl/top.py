@@ -17,11 +17,13 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fold import ArgMax, Folding, MVAU, Plan
+from ..fold import SWU, ArgMax, Folding, MaxPool, MVAU, Plan
 from ..pack import MvauImage, pack_mvau, write_mem
 from .argmax import ArgMaxUnit
 from .dwc import WidthConverter
 from .mvau import MvauEngine
+from .pool import MaxPoolUnit
+from .swu import SlidingWindow
 
 OUTPUT_BYTES = 1
 
@@ -34,10 +36,12 @@ class MemFile:
 
 
 def pack_all(graph, plan: Plan, folding: Folding) -> dict:
-    """Memory images of every MVAU, keyed by layer name."""
+    """Memory images of every MVAU, keyed by layer name. A convolution's weight (M, K, K, C)
+    is packed as the (M, K*K*C) matrix whose columns follow the window order (ky, kx, c)."""
     images = {}
     for e in plan.mvaus:
         w = graph.node(e.name).params["weight"]
+        w = w.reshape(w.shape[0], -1)
         t = graph.node(e.threshold).params["thresholds"] if e.threshold else None
         images[e.name] = pack_mvau(e, folding[e.name], w, t)
     return images
@@ -87,6 +91,14 @@ class Accelerator(wiring.Component):
                 f = self.folding[e.name]
                 engine = MvauEngine(e, f, self.images[e.name], self.external)
                 consumer_lanes = f.simd
+            elif isinstance(e, SWU):
+                win = e.window
+                engine = SlidingWindow(win.h, win.w, win.c, bits, win.k, win.stride, win.pad, e.pad_code)
+                consumer_lanes = win.c
+            elif isinstance(e, MaxPool):
+                win = e.window
+                engine = MaxPoolUnit(win.h, win.w, win.c, bits, win.k, win.stride, e.dtype.kind == "int")
+                consumer_lanes = win.c
             else:
                 assert isinstance(e, ArgMax)
                 engine = ArgMaxUnit(e.n_in, lanes, bits, self._signed_prev, 8 * OUTPUT_BYTES)
@@ -102,6 +114,8 @@ class Accelerator(wiring.Component):
             if isinstance(e, MVAU):
                 lanes, bits = f.pe, engine.out_bits
                 self._signed_prev = (not e.threshold) and engine.acc.dtype.signed
+            elif isinstance(e, (SWU, MaxPool)):
+                lanes = e.window.c
         m.d.comb += [self.m_axis_tdata.eq(src.payload), self.m_axis_tvalid.eq(src.valid),
                      src.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(1)]
         return m

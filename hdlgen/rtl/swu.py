@@ -1,0 +1,106 @@
+"""Sliding-window unit: the K x K window of every output pixel of an image, pixel by pixel.
+
+Input: one pixel per beat (``c`` elements of ``bits`` bits, element 0 in the lowest bits),
+the image row by row. Output: for every output pixel ``(y, x)`` in row-major order, the
+pixels ``in[S*y + ky - P, S*x + kx - P]`` for ``ky`` (outer) and ``kx`` (inner) in
+``0 .. K-1``, one per beat; a position outside the image carries ``pad_code`` in each element.
+
+The image is held in a frame buffer of two banks of ``h*w`` words: one bank receives the
+next image while the windows of the previous one are read from the other, so both sides run
+at one beat per cycle. The first output beat of an image is valid ``LATENCY`` = 2 cycles after
+its last input beat was accepted (bank handover, memory read); at steady state an image takes
+``max(h*w, h'*w'*k*k)`` cycles, with ``h' = (h + 2*pad - k)//stride + 1`` and likewise ``w'``.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..fold.folding import SWU_DEPTH
+
+LATENCY = SWU_DEPTH
+
+
+class SlidingWindow(wiring.Component):
+    def __init__(self, h: int, w: int, c: int, bits: int, k: int, stride: int = 1, pad: int = 0, pad_code: int = 0):
+        for name, v, lo in (("h", h, 1), ("w", w, 1), ("c", c, 1), ("bits", bits, 1), ("k", k, 1),
+                            ("stride", stride, 1), ("pad", pad, 0)):
+            if not isinstance(v, int) or v < lo:
+                raise ValueError(f"sliding window {name} must be an integer >= {lo}, not {v!r}")
+        if pad >= k:
+            raise ValueError(f"sliding window pad {pad} must be smaller than the kernel {k}")
+        if not 0 <= pad_code < (1 << bits):
+            raise ValueError(f"sliding window pad_code {pad_code} does not fit {bits} bits")
+        self.h, self.w, self.c, self.bits, self.k, self.stride, self.pad = h, w, c, bits, k, stride, pad
+        self.pad_code = pad_code
+        self.out_h = (h + 2 * pad - k) // stride + 1
+        self.out_w = (w + 2 * pad - k) // stride + 1
+        if self.out_h < 1 or self.out_w < 1:
+            raise ValueError(f"sliding window: kernel {k} with pad {pad} does not fit a {h}x{w} image")
+        super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+
+    @property
+    def cycles_per_image(self) -> int:
+        return max(self.h * self.w, self.out_h * self.out_w * self.k * self.k)
+
+    def elaborate(self, platform):
+        m = Module()
+        h, w, k, s, p = self.h, self.w, self.k, self.stride, self.pad
+        oh, ow = self.out_h, self.out_w
+        hw = h * w
+        width = self.c * self.bits
+        m.submodules.frame = mem = memory.Memory(shape=width, depth=2 * hw, init=[])
+        wport, rport = mem.write_port(), mem.read_port()
+
+        # --- write side: one pixel per beat into the free bank -------------------------------
+        full = Signal(2)
+        set_full, clear_full = Signal(2), Signal(2)
+        wbank, rbank = Signal(), Signal()
+        widx = Signal(range(max(2, hw)))
+        accept = self.i.valid & self.i.ready
+        m.d.comb += [self.i.ready.eq(~full.bit_select(wbank, 1)),
+                     wport.addr.eq(Mux(wbank, hw, 0) + widx), wport.data.eq(self.i.payload), wport.en.eq(accept)]
+        with m.If(accept):
+            with m.If(widx == hw - 1):
+                m.d.sync += [widx.eq(0), wbank.eq(~wbank)]
+                m.d.comb += set_full.eq(1 << wbank)
+            with m.Else():
+                m.d.sync += widx.eq(widx + 1)
+
+        # --- read side: window positions of the full bank ------------------------------------
+        coord = signed(max(h, w, oh * s, ow * s).bit_length() + k.bit_length() + 2)
+        oy, ox = Signal(range(max(2, oh))), Signal(range(max(2, ow)))
+        ky, kx = Signal(range(max(2, k))), Signal(range(max(2, k)))
+        by, bx = Signal(coord, init=-p), Signal(coord, init=-p)   # S*oy - P, S*ox - P
+        iy, ix = Signal(coord), Signal(coord)
+        m.d.comb += [iy.eq(by + ky), ix.eq(bx + kx)]
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        advance = ~self.o.valid | self.o.ready
+        issue = advance & full.bit_select(rbank, 1)
+        m.d.comb += [rport.en.eq(advance),
+                     rport.addr.eq(Mux(rbank, hw, 0) + (iy * w + ix).as_unsigned()[:len(rport.addr)])]
+        pad_r = Signal()
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(issue), pad_r.eq(~inside)]
+        with m.If(issue):
+            with m.If(kx == k - 1):
+                m.d.sync += kx.eq(0)
+                with m.If(ky == k - 1):
+                    m.d.sync += ky.eq(0)
+                    with m.If(ox == ow - 1):
+                        m.d.sync += [ox.eq(0), bx.eq(-p)]
+                        with m.If(oy == oh - 1):
+                            m.d.sync += [oy.eq(0), by.eq(-p), rbank.eq(~rbank)]
+                            m.d.comb += clear_full.eq(1 << rbank)
+                        with m.Else():
+                            m.d.sync += [oy.eq(oy + 1), by.eq(by + s)]
+                    with m.Else():
+                        m.d.sync += [ox.eq(ox + 1), bx.eq(bx + s)]
+                with m.Else():
+                    m.d.sync += ky.eq(ky + 1)
+            with m.Else():
+                m.d.sync += kx.eq(kx + 1)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        pad_word = Const(int(sum(self.pad_code << (self.bits * j) for j in range(self.c))), width)
+        m.d.comb += self.o.payload.eq(Mux(pad_r, pad_word, rport.data))
+        return m
