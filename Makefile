@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 build: install
-	$(BIN)/python -m hdlgen build --board $(BOARD) $(if $(MODEL),--model $(MODEL)) --out build/$(BOARD) --force $(ARGS)
+	$(BIN)/python -m hdlgen build --board $(BOARD) $(if $(MODEL),--model $(MODEL)) --out build/$(BOARD) $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -65,7 +65,7 @@ def test_one_epoch_smoke_and_eval(data_dir, tmp_path, capsys):
     p = add_eval_arguments(argparse.ArgumentParser())
     assert cli_eval(p.parse_args(["--model", str(out), "--data", str(data_dir), "--json"])) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["mismatches"] == 0 and result["count"] == 40 and result["weight_bits"] == 1
+    assert result["mismatches"] == 0 and result["count"] == 40 and result["weight_bits"] == 28 * 28 * 24 + 24 * 16 + 16 * 10
     assert result["dataset"] == "fashion-mnist"
     assert result["accuracy"]["golden"] == pytest.approx(meta["accuracy"]["golden"])
     assert cli_eval(p.parse_args(["--model", str(out), "--data", str(data_dir), "--limit", "7"])) == 0

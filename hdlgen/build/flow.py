@@ -79,6 +79,8 @@ def cli_models(args) -> int:
         if readme.is_file():
             lines = [ln.strip("# ").strip() for ln in readme.read_text().splitlines() if ln.strip()]
             first = lines[0] if lines else ""
+            if first.startswith(f"{name}:"):
+                first = first[len(name) + 1:].strip()
         print(f"{name:<20} {first}")
     return 0
 

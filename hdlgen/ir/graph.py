@@ -68,6 +68,12 @@ class Graph:
     def consumers(self, tensor: str) -> list:
         return [n for n in self.nodes if tensor in n.inputs]
 
+    def weight_bits(self) -> int:
+        """Storage of every weight parameter at its declared type (thresholds not counted)."""
+        from .ops import weight_dtype
+
+        return sum(int(n.params["weight"].size) * weight_dtype(n).bits for n in self.nodes if "weight" in n.params)
+
     @property
     def output_type(self) -> TensorType:
         return self.types()[self.output]

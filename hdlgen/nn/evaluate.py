@@ -73,10 +73,8 @@ def evaluate(model, graph, x, y, *, batch: int = 1000, device="cpu", progress=No
 
 
 def weight_bits(graph) -> int:
-    from ..ir.ops import weight_dtype
-
-    bits = [weight_dtype(node).bits for node in graph.nodes if node.op == "dense"]
-    return max(bits) if bits else 0
+    """Total weight storage of the exported model in bits."""
+    return graph.weight_bits()
 
 
 def add_eval_arguments(p):
@@ -129,7 +127,7 @@ def cli_eval(args) -> int:
     else:
         print(f"model            {name} ({path})")
         print(f"dataset          {dataset} test split, {result['count']} images")
-        print(f"weight bits      {result['weight_bits']}")
+        print(f"weights          {result['weight_bits']:,} bits = {result['weight_bits'] / 1e6:.3f} Mb")
         print(f"float accuracy   {100 * acc['float']:.2f}%  (fp32 BatchNorm + sign)")
         print(f"integer accuracy {100 * acc['integer']:.2f}%  (PyTorch integer path)")
         print(f"golden accuracy  {100 * acc['golden']:.2f}%  (integer IR, golden model)")
