@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed-stamp
 BOARD  ?= kc705
 MODEL  ?=
 ARGS   ?=
+FUZZ_COUNT ?= 200
+FUZZ_SEED  ?= 1
 
 .PHONY: install build test test-fast bench fuzz lint clean distclean
 
@@ -29,6 +31,11 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m hdlgen.bench --out build/bench $(ARGS)
+
+# Random networks through golden model and Verilator; summary in build/fuzz/summary.md.
+# FUZZ_SECONDS=600 runs for a time instead of a count.
+fuzz: install
+	$(BIN)/python -m hdlgen.fuzz_campaign $(if $(FUZZ_SECONDS),--seconds $(FUZZ_SECONDS),--count $(FUZZ_COUNT)) --seed $(FUZZ_SEED) --out build/fuzz
 
 clean:
 	rm -rf build .pytest_cache sim_build

@@ -78,3 +78,151 @@ def random_folding(rng: np.random.Generator, graph: Graph) -> Folding:
 def random_images(rng: np.random.Generator, graph: Graph, n: int) -> np.ndarray:
     t = graph.input_type
     return rng.integers(0, t.dtype.max + 1, size=(n,) + t.shape, dtype=np.int64).astype(np.uint8)
+
+
+# -- networks for the randomized differential campaign (hdlgen.fuzz_campaign) ------------------
+
+ODD_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17)
+WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 19, 23, 24, 29, 31, 32)
+
+
+def _pick(rng, values):
+    return values[int(rng.integers(len(values)))]
+
+
+def _biased_divisor(rng, n: int, limit: int | None = None) -> int:
+    """A divisor of ``n``: 1 or ``n`` itself (the widest allowed) a quarter of the time each,
+    else any divisor."""
+    ds = [d for d in divisors(n) if limit is None or d <= limit]
+    r = rng.random()
+    if r < 0.25:
+        return 1
+    if r < 0.5:
+        return ds[-1]
+    return _pick(rng, ds)
+
+
+def random_spec(rng: np.random.Generator) -> dict:
+    """A random network description over every layer kind the hardware supports.
+
+    Keys: ``kind`` ("fc" or "cnn"), ``shape`` (H, W, C), ``in_bits`` (1..8), ``convs`` (list of
+    ``[M, K, stride, pad, pool, pool_stride, levels]``; pool 0 for none), ``hidden`` (list of
+    ``[neurons, levels]``), ``classes``. ``levels`` is the number of thresholds of an
+    activation: 1 gives a bipolar output, more a multi-bit unsigned one.
+    """
+    kind = "cnn" if rng.random() < 0.55 else "fc"
+    in_bits = int(rng.integers(1, 9))
+    levels = lambda: 1 if rng.random() < 0.75 else int(rng.integers(2, 4))  # noqa: E731
+    convs = []
+    if kind == "fc":
+        shape = (_pick(rng, (1, 2, 3, 4, 5, 7)), _pick(rng, (1, 2, 3, 5, 6, 7)), _pick(rng, (1, 1, 2, 3)))
+    else:
+        h, w, c = int(rng.integers(3, 10)), int(rng.integers(3, 10)), _pick(rng, (1, 1, 2, 3))
+        shape = (h, w, c)
+        for _ in range(int(rng.integers(1, 3))):
+            k = int(rng.integers(1, min(3, h, w) + 1)) if rng.random() < 0.9 else int(rng.integers(1, min(5, h + 2, w + 2) + 1))
+            stride = 1 if rng.random() < 0.65 else 2
+            pad = int(rng.integers(0, k)) if k > 1 and rng.random() < 0.6 else 0
+            oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+            if oh < 1 or ow < 1:
+                k, stride, pad, oh, ow = 1, 1, 0, h, w
+            m = _pick(rng, (1, 2, 3, 4, 5, 6, 7, 8))
+            pool = pstride = 0
+            if min(oh, ow) >= 2 and rng.random() < 0.45:
+                pool = int(rng.integers(2, min(3, oh, ow) + 1))
+                pstride = pool if rng.random() < 0.7 else int(rng.integers(1, pool + 1))
+            convs.append([m, k, stride, pad, pool, pstride, levels()])
+            h, w = oh, ow
+            if pool:
+                h, w = (h - pool) // pstride + 1, (w - pool) // pstride + 1
+            if h * w == 1:
+                break
+    hidden = [[_pick(rng, WIDTHS), levels()] for _ in range(int(rng.integers(0, 4 if kind == "fc" else 3)))]
+    return {"kind": kind, "shape": list(shape), "in_bits": in_bits, "convs": convs, "hidden": hidden,
+            "classes": int(rng.integers(2, 12))}
+
+
+def _activation(rng, g, name, src, w, in_dtype, levels):
+    """A threshold node after ``src`` (accumulator of ``w`` times inputs of ``in_dtype``) with
+    ``levels`` thresholds per channel drawn around the accumulator's likely range."""
+    acc = g.types()[src].dtype
+    w = w.reshape(w.shape[0], -1).astype(np.int64)
+    n = w.shape[1]
+    if in_dtype.kind == "bipolar":
+        centre, spread = np.zeros(len(w)), np.sqrt(n)
+    else:
+        mean = in_dtype.max / 2
+        centre, spread = w.sum(axis=1) * mean, np.sqrt(n) * max(mean, 0.5)
+    t = np.round(centre[:, None] + rng.normal(0, spread / 2, (len(w), levels))).astype(np.int64)
+    t = np.sort(np.clip(t, acc.min, acc.max + 1), axis=1)
+    out = "bipolar" if levels == 1 else "uint"
+    return g.add(name, "threshold", src, {"out": out}, {"thresholds": t})
+
+
+def spec_graph(spec: dict, rng: np.random.Generator, name: str = "fuzz") -> Graph:
+    """The IR graph of a :func:`random_spec` description, weights and thresholds from ``rng``."""
+    g = Graph(name, "image", TensorType(tuple(spec["shape"]), uint(spec["in_bits"])))
+    prev = "image"
+    bip = np.array([-1, 1], np.int8)
+    for j, (m, k, stride, pad, pool, pstride, levels) in enumerate(spec["convs"]):
+        x = g.types()[prev]
+        w = rng.choice(bip, size=(m, k, k, x.shape[2]))
+        pv = int(rng.choice([-1, 1])) if x.dtype.kind == "bipolar" else int(rng.integers(0, x.dtype.max + 1))
+        g.add(f"conv{j}", "conv2d", prev, {"weight_dtype": "bipolar", "kernel": k, "stride": stride, "pad": pad,
+                                          "pad_value": pv}, {"weight": w})
+        prev = _activation(rng, g, f"cact{j}", f"conv{j}", w, x.dtype, levels)
+        if pool:
+            prev = g.add(f"pool{j}", "maxpool", prev, {"kernel": pool, "stride": pstride})
+    prev = g.add("flat", "flatten", prev)
+    for i, (h, levels) in enumerate(spec["hidden"]):
+        x = g.types()[prev]
+        w = rng.choice(bip, size=(h, x.shape[0]))
+        g.add(f"fc{i}", "dense", prev, {"weight_dtype": "bipolar"}, {"weight": w})
+        prev = _activation(rng, g, f"act{i}", f"fc{i}", w, x.dtype, levels)
+    n = g.types()[prev].shape[0]
+    g.add("fcout", "dense", prev, {"weight_dtype": "bipolar"},
+          {"weight": rng.choice(bip, size=(spec["classes"], n))})
+    g.add("cls", "argmax", "fcout")
+    return g
+
+
+def biased_folding(rng: np.random.Generator, graph: Graph, max_cycles: int | None = None,
+                   max_lanes: int = 16, max_cost: int | None = None) -> Folding:
+    """A legal folding with PE and SIMD of 1, of the full width, or any divisor between, and
+    ``in_lanes`` a divisor of the input size up to ``max_lanes``. Foldings whose cycle model
+    exceeds ``max_cycles``, or whose PE x SIMD lanes cost more than ``max_cost`` (see
+    :func:`hdlgen.fold.folding.lane_cost`), are drawn again (40 tries, then the cheapest folding
+    meeting ``max_cycles``)."""
+    from .fold import auto_fold, predict
+    from .fold.folding import lane_cost
+
+    p = make_plan(graph)
+    n = input_size(p)
+    for _ in range(40):
+        layers = {e.name: LayerFold(_biased_divisor(rng, e.n_out), _biased_divisor(rng, e.n_in)) for e in p.mvaus}
+        fo = Folding(_biased_divisor(rng, n, max_lanes), layers)
+        if max_cost is not None and sum(layers[e.name].pe * layers[e.name].simd * lane_cost(e)
+                                        for e in p.mvaus) > max_cost:
+            continue
+        if max_cycles is None or predict(p, fo)["cycles_per_image"] <= max_cycles:
+            return fo
+    fast = auto_fold(p, max_cycles or 1024)
+    return Folding(max(d for d in divisors(n) if d <= max_lanes), fast.layers)
+
+
+def spec_images(rng: np.random.Generator, graph: Graph, n: int) -> np.ndarray:
+    """``n`` images: all zeros, all at the maximum, then random ones."""
+    x = random_images(rng, graph, n)
+    if n >= 1:
+        x[0] = 0
+    if n >= 2:
+        x[1] = graph.input_type.dtype.max
+    return x
+
+
+def random_network(seed: int, max_cycles: int = 2500, max_cost: int = 400):
+    """``(spec, graph, folding)`` of campaign network ``seed``: everything follows from the seed."""
+    rng = np.random.default_rng([0x68646c, int(seed)])
+    spec = random_spec(rng)
+    g = spec_graph(spec, rng, f"fuzz{seed}")
+    return spec, g, biased_folding(rng, g, max_cycles, max_cost=max_cost)

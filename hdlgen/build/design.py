@@ -42,12 +42,52 @@ def target_cycles(clock_mhz: float, fps: float | None) -> int:
     return cycles
 
 
+def resource_floor(p: Plan, folding: Folding) -> dict:
+    """A floor under the resources of a design, from the folding alone (before anything is
+    built or synthesized), for refusing hopeless foldings early.
+
+    ``lut``: each PE sums SIMD lanes of ``in_bits`` input bits into one result that depends on
+    all of them; a 6-input LUT narrows at most six signals to one, so a PE takes about
+    SIMD * in_bits / 6 LUTs at the very least (synthesized adder trees take several times
+    more). ``memory_bits``: weight memories deeper than one word must be stored somewhere (a
+    one-word memory may fold into constants).
+    """
+    lut = mem = 0
+    for e in p.mvaus:
+        f = folding[e.name]
+        lut += f.pe * ((f.simd * e.in_dtype.bits) // 6)
+        nf, sf = e.n_out // f.pe, e.n_in // f.simd
+        if nf * sf > 1:
+            mem += e.n_out * e.n_in * e.w_dtype.bits
+    return {"lut": lut, "memory_bits": mem}
+
+
+def require_floor_fits(p: Plan, folding: Folding, board):
+    """Raise HdlgenError when :func:`resource_floor` already exceeds ``board``."""
+    need = resource_floor(p, folding)
+    cap = board.capacities
+    problems = []
+    if need["lut"] > cap["lut"]:
+        widest = max(p.mvaus, key=lambda e: folding[e.name].pe * folding[e.name].simd * e.in_dtype.bits)
+        f = folding[widest.name]
+        problems.append(f"LUT at least {need['lut']:,} > {cap['lut']:,} ({100 * need['lut'] / cap['lut']:.0f}%; "
+                        f"layer {widest.name} alone computes PE {f.pe} x SIMD {f.simd} lanes of {widest.in_dtype})")
+    store = cap["bram36"] * 36 * 1024 + cap["uram"] * 288 * 1024 + cap["lut"] * 64
+    if need["memory_bits"] > store:
+        problems.append(f"weight memory {need['memory_bits']:,} bits > {store:,} bits of BRAM, URAM and LUT RAM")
+    if problems:
+        raise HdlgenError(f"design does not fit {board.name} (lower bound before synthesis): "
+                          + "; ".join(problems) + "; lower PE/SIMD (--folding, --fps)")
+
+
 def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_mhz: float = 200.0,
-                fps: float | None = None) -> Design:
+                fps: float | None = None, board=None) -> Design:
     p = make_plan(graph)
     if folding is None:
         folding = auto_fold(p, target_cycles(clock_mhz, fps))
     check(p, folding)
+    if board is not None:
+        require_floor_fits(p, folding, board)
     pred = predict(p, folding)
     if fps is not None and pred["cycles_per_image"] > clock_mhz * 1e6 / fps:
         need = clock_mhz * 1e6 / fps

