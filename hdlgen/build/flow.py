@@ -244,6 +244,10 @@ def synthesize_core(out: Path, rtl: Path, sources: list, board) -> object:
     for name in ("synth.ys", "yosys.log", "stat.json"):
         if (rtl / name).exists():
             (rtl / name).replace(synth_dir / name)
+    log_file = synth_dir / "yosys.log"
+    if log_file.exists():  # drop Yosys's run times so that rebuilds are byte-identical
+        lines = log_file.read_text().splitlines(keepends=True)
+        log_file.write_text("".join(ln for ln in lines if not ln.startswith(("End of script.", "Time spent:"))))
     (rtl / "netlist.json").unlink(missing_ok=True)
     return result
 
