@@ -1,13 +1,16 @@
 """Export a trained :class:`~hdlgen.nn.layers.BinaryNet` to the integer IR.
 
-The graph reads ``image`` (uint8, (H, W, C)), flattens it, and has per BinaryDense a ``dense``
-node ``fc<i>`` (int8 weights of exactly -1 and +1, ``weight_dtype`` "bipolar") and, for the
+The graph reads ``image`` (uint8, (H, W, C)). Per BinaryConv2d it has a ``conv2d`` node
+``conv<j>`` (int8 weights (M, K, K, C) of exactly -1 and +1, attributes kernel, stride, pad and
+the padding value) and a ``threshold`` node ``conv<j>_act``; per MaxPool a ``maxpool`` node
+``pool<j>``; a Flatten becomes the ``flatten`` node (row-major, channel fastest, as the channels-
+last PyTorch tensors). Then per BinaryDense a ``dense`` node ``fc<i>`` (int8 weights of exactly -1 and +1, ``weight_dtype`` "bipolar") and, for the
 activated layers, a ``threshold`` node ``act<i>`` with a bipolar output. The output layer's
 ``dense`` node feeds the ``argmax`` node ``cls``.
 
 BatchNorm + sign folds into one integer threshold per channel by
 :func:`~hdlgen.nn.layers.bn_sign_thresholds`, the same function the PyTorch integer path
-uses; a channel with a negative BatchNorm scale has its weight row negated.
+uses; a channel with a negative BatchNorm scale has its weight row (or filter) negated.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from torch import nn
 
 from ..errors import HdlgenError
 from ..ir import Graph, TensorType
-from .layers import PIXEL, PIXEL_SCALE, SUPPORTED, BinaryDense, BinaryNet, Flatten, InputQuant
+from .layers import (PIXEL, PIXEL_SCALE, SUPPORTED, BinaryConv2d, BinaryDense, BinaryNet, Flatten, InputQuant,
+                     MaxPool)
 
 INPUT_NAME = "image"
 
@@ -74,11 +78,30 @@ def export(model, name: str, meta: dict | None = None) -> Graph:
 
     g = Graph(name, INPUT_NAME, TensorType(first.shape, PIXEL), meta)
     tensor, index, described = INPUT_NAME, 0, []
+    n_conv = n_pool = 0
     finished = False
     for path, m in layers[1:]:
         if finished:
             raise HdlgenError(f"module {path!r} ({type(m).__name__}) follows the output layer; "
                               "the output layer (BinaryDense with activation=False) must be last")
+        if isinstance(m, BinaryConv2d):
+            tensor = _conv(g, tensor, m, path, n_conv)
+            described.append({"module": path, "conv2d": f"conv{n_conv}", "in": m.in_channels,
+                              "out": m.out_channels, "kernel": m.kernel_size, "stride": m.stride,
+                              "pad": m.padding, "pad_value": m.effective_pad_value})
+            n_conv += 1
+            continue
+        if isinstance(m, MaxPool):
+            if len(g.types()[tensor].shape) != 3:
+                raise HdlgenError(f"module {path!r} (MaxPool) needs an image input but gets shape "
+                                  f"{g.types()[tensor].shape}")
+            if n_conv == 0:
+                raise HdlgenError(f"module {path!r} (MaxPool) must follow a BinaryConv2d")
+            tensor = g.add(f"pool{n_pool}", "maxpool", tensor, {"kernel": m.kernel_size, "stride": m.stride})
+            described.append({"module": path, "maxpool": f"pool{n_pool}", "kernel": m.kernel_size,
+                              "stride": m.stride})
+            n_pool += 1
+            continue
         if isinstance(m, Flatten):
             if len(g.types()[tensor].shape) > 1:
                 tensor = g.add("flatten", "flatten", tensor)
@@ -124,6 +147,30 @@ def _dense(g: Graph, tensor: str, m: BinaryDense, path: str, index: int) -> str:
     if not m.activation:
         return fc
     return g.add(f"act{index}", "threshold", fc, {"out": "bipolar"},
+                 {"thresholds": thresholds.reshape(-1, 1).astype(np.int64)})
+
+
+def _conv(g: Graph, tensor: str, m: BinaryConv2d, path: str, index: int) -> str:
+    xt = g.types()[tensor]
+    if len(xt.shape) != 3:
+        raise HdlgenError(f"module {path!r} (BinaryConv2d) needs an image input (H, W, C) but gets shape {xt.shape}")
+    if xt.shape[2] != m.in_channels:
+        raise HdlgenError(f"module {path!r} (BinaryConv2d) has in_channels={m.in_channels} "
+                          f"but its input has {xt.shape[2]} channels")
+    if xt.dtype != m.input_dtype:
+        raise HdlgenError(f"module {path!r} (BinaryConv2d) was configured for {m.input_dtype} inputs "
+                          f"but gets {xt.dtype}")
+    weight = m.integer_weight()
+    thresholds, negate = m.integer_thresholds()
+    weight = np.where(negate[:, None, None, None], -weight, weight).astype(np.int8)
+    attrs = {"weight_dtype": "bipolar", "kernel": m.kernel_size, "stride": m.stride, "pad": m.padding,
+             "pad_value": m.effective_pad_value}
+    name = f"conv{index}"
+    conv = g.add(name, "conv2d", tensor, attrs, {"weight": weight})
+    acc = g.node(conv).type.dtype
+    if acc != m.accumulator_dtype:
+        raise AssertionError(f"{path}: IR accumulator {acc} differs from the layer's {m.accumulator_dtype}")
+    return g.add(f"{name}_act", "threshold", conv, {"out": "bipolar"},
                  {"thresholds": thresholds.reshape(-1, 1).astype(np.int64)})
 
 

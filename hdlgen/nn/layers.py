@@ -1,8 +1,9 @@
 """Binarized building blocks whose inference the integer IR reproduces exactly.
 
 A network is a :class:`BinaryNet`: a sequence that starts with :class:`InputQuant`, may
-:class:`Flatten`, and continues with :class:`BinaryDense` layers, the last of which is the
-output layer (``activation=False``).
+continue with :class:`BinaryConv2d` and :class:`MaxPool` layers on (N, H, W, C) images
+(channels last, as the IR), then :class:`Flatten` and :class:`BinaryDense` layers, the last of
+which is the output layer (``activation=False``).
 
 Three ways to run it:
 
@@ -37,13 +38,13 @@ PIXEL_SCALE = 255
 class _SignSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+        ctx.save_for_backward(x.abs() <= 1)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        (inside,) = ctx.saved_tensors
+        return grad * inside
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
@@ -89,6 +90,26 @@ def bn_sign_thresholds(gamma, beta, mean, var, eps: float, input_scale: float, a
     constant = np.where(beta >= 0, lo, hi)
     thresholds = np.where(gamma == 0, constant, bound).astype(np.int64)
     return thresholds, negate
+
+
+def _bn_thresholds(bn, channels: int, input_scale, acc: DType):
+    gamma = bn.weight.detach().cpu() if bn.weight is not None else torch.ones(channels)
+    beta = bn.bias.detach().cpu() if bn.bias is not None else torch.zeros(channels)
+    if bn.running_mean is None or bn.running_var is None:
+        raise HdlgenError(f"{type(bn).__name__} needs running statistics (track_running_stats=True)")
+    return bn_sign_thresholds(gamma.double().numpy(), beta.double().numpy(),
+                              bn.running_mean.detach().cpu().double().numpy(),
+                              bn.running_var.detach().cpu().double().numpy(),
+                              bn.eps, input_scale, acc)
+
+
+def _apply_thresholds(acc, thresholds, negate, channel_dim: int = -1):
+    """+1 where ``(-acc if negate else acc) >= thresholds`` per channel, else -1 (float64)."""
+    shape = [1] * acc.dim()
+    shape[channel_dim] = -1
+    t = torch.from_numpy(thresholds.astype(np.float64)).to(acc.device).reshape(shape)
+    sgn = torch.from_numpy(np.where(negate, -1.0, 1.0)).to(acc.device).reshape(shape)
+    return torch.where(acc * sgn >= t, 1.0, -1.0).to(torch.float64)
 
 
 class InputQuant(nn.Module):
@@ -186,15 +207,7 @@ class BinaryDense(nn.Module):
         """``(thresholds, negate)`` of this layer, from :func:`bn_sign_thresholds`."""
         if not self.activation:
             raise HdlgenError("the output layer (activation=False) has no thresholds")
-        bn = self.bn
-        gamma = bn.weight.detach().cpu() if bn.weight is not None else torch.ones(self.out_features)
-        beta = bn.bias.detach().cpu() if bn.bias is not None else torch.zeros(self.out_features)
-        if bn.running_mean is None or bn.running_var is None:
-            raise HdlgenError("BatchNorm1d needs running statistics (track_running_stats=True)")
-        return bn_sign_thresholds(gamma.double().numpy(), beta.double().numpy(),
-                                  bn.running_mean.detach().cpu().double().numpy(),
-                                  bn.running_var.detach().cpu().double().numpy(),
-                                  bn.eps, self.input_scale, self.accumulator_dtype)
+        return _bn_thresholds(self.bn, self.out_features, self.input_scale, self.accumulator_dtype)
 
     def scale(self) -> torch.Tensor:
         return self.log_scale.exp()
@@ -214,19 +227,135 @@ class BinaryDense(nn.Module):
         if not self.activation:
             return acc
         thresholds, negate = self.integer_thresholds()
-        t = torch.from_numpy(thresholds.astype(np.float64)).to(x.device)
-        sgn = torch.from_numpy(np.where(negate, -1.0, 1.0)).to(x.device)
-        return torch.where(acc * sgn >= t, 1.0, -1.0).to(torch.float64)
+        return _apply_thresholds(acc, thresholds, negate)
 
     def extra_repr(self):
         return f"activation={self.activation}"
 
 
-SUPPORTED = (InputQuant, Flatten, BinaryDense)
+def _positive_int(owner, label, v, lo=1):
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise HdlgenError(f"{owner} {label} must be an integer >= {lo}, not {v!r}")
+    return v
+
+
+class BinaryConv2d(nn.Module):
+    """Binarized convolution -> BatchNorm2d -> sign, on channels-last images (N, H, W, C).
+
+    The weights (latent float, shape (out, in, K, K) as PyTorch's) are binarized to +-1 with a
+    straight-through gradient; there is no bias. Positions outside the image take
+    ``pad_value``: for a layer reading binary activations it must be +1 or -1 (a binary
+    activation is never 0); for the first layer, which reads uint8 pixels, it is 0 (a black
+    pixel), and ``pad_value`` is ignored. Integer path: the accumulator ``A`` of every output
+    pixel and channel goes through the same thresholds as :class:`BinaryDense`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int = 0, pad_value: int = -1):
+        super().__init__()
+        name = "BinaryConv2d"
+        self.in_channels = _positive_int(name, "in_channels", in_channels)
+        self.out_channels = _positive_int(name, "out_channels", out_channels)
+        self.kernel_size = _positive_int(name, "kernel_size", kernel_size)
+        self.stride = _positive_int(name, "stride", stride)
+        self.padding = _positive_int(name, "padding", padding, 0)
+        if self.padding >= self.kernel_size:
+            raise HdlgenError(f"BinaryConv2d padding {padding} must be smaller than kernel_size {kernel_size}")
+        if pad_value not in (-1, 1) or isinstance(pad_value, bool):
+            raise HdlgenError(f"BinaryConv2d pad_value must be +1 or -1 (binary activations are never 0), "
+                              f"not {pad_value!r}")
+        self.pad_value = int(pad_value)
+        k = self.kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, k, k))
+        nn.init.uniform_(self.weight, -1.0, 1.0)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.float_reference = False
+        # Set by BinaryNet from the layer's place in the network.
+        self.input_dtype: DType = BIPOLAR
+        self.input_scale: int = 1
+
+    @property
+    def fan_in(self) -> int:
+        return self.kernel_size * self.kernel_size * self.in_channels
+
+    @property
+    def accumulator_dtype(self) -> DType:
+        return accumulator(self.fan_in, self.input_dtype, BIPOLAR)
+
+    @property
+    def effective_pad_value(self) -> int:
+        """The value padded positions take in the integer path and in the IR."""
+        return 0 if self.input_dtype.kind == "uint" else self.pad_value
+
+    def integer_weight(self) -> np.ndarray:
+        """The binarized weights as an int8 (out, K, K, in) array of -1 and +1 (the IR's layout)."""
+        w = self.weight.detach().cpu().numpy()
+        return np.where(w >= 0, 1, -1).astype(np.int8).transpose(0, 2, 3, 1).copy()
+
+    def integer_thresholds(self):
+        """``(thresholds, negate)`` of this layer, from :func:`bn_sign_thresholds`."""
+        return _bn_thresholds(self.bn, self.out_channels, self.input_scale, self.accumulator_dtype)
+
+    def output_size(self, h: int, w: int) -> tuple:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def _conv(self, x, weight):
+        x = x.permute(0, 3, 1, 2)
+        if self.padding:
+            p = self.padding
+            x = torch.nn.functional.pad(x, (p, p, p, p), value=float(self.effective_pad_value))
+        return torch.nn.functional.conv2d(x, weight, stride=self.stride)
+
+    def _check(self, x):
+        if x.dim() != 4 or x.shape[3] != self.in_channels:
+            raise HdlgenError(f"BinaryConv2d expects (N, H, W, {self.in_channels}) inputs, got {tuple(x.shape)}")
+
+    def forward(self, x):
+        self._check(x)
+        if self.training or self.float_reference:
+            z = self._conv(x.to(torch.float32), sign_ste(self.weight))
+            return sign_ste(self.bn(z)).permute(0, 2, 3, 1)
+        x = x.to(torch.float64)
+        w = torch.from_numpy(self.integer_weight().transpose(0, 3, 1, 2).copy()).to(x.device, torch.float64)
+        acc = self._conv(x, w)  # exact: integer sums far below 2**53
+        thresholds, negate = self.integer_thresholds()
+        return _apply_thresholds(acc, thresholds, negate, channel_dim=1).permute(0, 2, 3, 1)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, pad_value={self.pad_value}")
+
+
+class MaxPool(nn.Module):
+    """Max pooling of channels-last +-1 activations (N, H, W, C), no padding: +1 where any
+    value of the window is +1 (the IR's maxpool)."""
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None):
+        super().__init__()
+        self.kernel_size = _positive_int("MaxPool", "kernel_size", kernel_size)
+        self.stride = _positive_int("MaxPool", "stride", kernel_size if stride is None else stride)
+
+    def forward(self, x):
+        if x.dim() != 4:
+            raise HdlgenError(f"MaxPool expects (N, H, W, C) inputs, got {tuple(x.shape)}")
+        y = torch.nn.functional.max_pool2d(x.permute(0, 3, 1, 2), self.kernel_size, self.stride)
+        return y.permute(0, 2, 3, 1)
+
+    def output_size(self, h: int, w: int) -> tuple:
+        k, s = self.kernel_size, self.stride
+        return (h - k) // s + 1, (w - k) // s + 1
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+SUPPORTED = (InputQuant, Flatten, BinaryDense, BinaryConv2d, MaxPool)
 
 
 class BinaryNet(nn.Module):
-    """A chain of binarized layers: InputQuant, then Flatten and BinaryDense layers.
+    """A chain of binarized layers: InputQuant, then BinaryConv2d and MaxPool layers, then
+    Flatten and BinaryDense layers.
 
     ``forward`` returns the class scores: integers (float64 holding exact integers) in the
     integer path, scaled float32 scores in training and in the float reference path.
@@ -246,9 +375,27 @@ class BinaryNet(nn.Module):
         dense = [m for m in layers if isinstance(m, BinaryDense)]
         if not dense or dense[-1].activation or layers[-1] is not dense[-1]:
             raise HdlgenError("a BinaryNet must end with BinaryDense(..., activation=False), the output layer")
+        shape = layers[0].shape
         for i, m in enumerate(layers):
             if isinstance(m, InputQuant) and i:
                 raise HdlgenError(f"layers.{i}: InputQuant may only be the first layer")
+            if isinstance(m, (BinaryConv2d, MaxPool)):
+                if shape is None:
+                    raise HdlgenError(f"layers.{i} ({type(m).__name__}) needs an image input; it follows a Flatten")
+                if isinstance(m, MaxPool) and i and dtype != BIPOLAR:
+                    raise HdlgenError(f"layers.{i} (MaxPool) must follow a binarized layer, not the uint8 input")
+                if isinstance(m, BinaryConv2d):
+                    if m.in_channels != shape[2]:
+                        raise HdlgenError(f"layers.{i} (BinaryConv2d) has in_channels={m.in_channels} but its "
+                                          f"input has {shape[2]} channels")
+                    m.input_dtype, m.input_scale = dtype, scale
+                    dtype, scale = BIPOLAR, 1
+                oh, ow = m.output_size(shape[0], shape[1])
+                if oh < 1 or ow < 1:
+                    raise HdlgenError(f"layers.{i} ({type(m).__name__}) does not fit its {shape[0]}x{shape[1]} input")
+                shape = (oh, ow, m.out_channels if isinstance(m, BinaryConv2d) else shape[2])
+            if isinstance(m, Flatten):
+                shape = None
             if isinstance(m, BinaryDense):
                 if not m.activation and m is not layers[-1]:
                     raise HdlgenError(f"layers.{i}: only the last BinaryDense may have activation=False")
@@ -288,14 +435,28 @@ class BinaryNet(nn.Module):
                 out.append(x)
         return out
 
+    def hidden_outputs(self, x) -> list:
+        """``(module, output)`` of every BinaryConv2d, MaxPool and BinaryDense, in order."""
+        out = []
+        for m in self.layers:
+            x = m(x)
+            if isinstance(m, (BinaryConv2d, MaxPool, BinaryDense)):
+                out.append((m, x))
+        return out
+
     def dense_layers(self) -> list:
         return [m for m in self.layers if isinstance(m, BinaryDense)]
+
+    def conv_layers(self) -> list:
+        return [m for m in self.layers if isinstance(m, BinaryConv2d)]
 
     @torch.no_grad()
     def clip_weights(self, bound: float = 1.0):
         """Keep the latent weights in [-bound, bound] (call after each optimizer step)."""
         for m in self.dense_layers():
             m.linear.weight.clamp_(-bound, bound)
+        for m in self.conv_layers():
+            m.weight.clamp_(-bound, bound)
 
     @property
     def input_shape(self) -> tuple:
