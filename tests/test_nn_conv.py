@@ -15,6 +15,7 @@ from hdlgen.nn.export import export
 from hdlgen.nn.layers import (BinaryConv2d, BinaryDense, BinaryNet, Flatten, InputQuant, MaxPool,
                               bn_sign_thresholds)
 from hdlgen.nn.recipes import build_model
+from nn_helpers import int64, random_images
 
 
 def small_cnn(shape=(9, 8, 3), seed=0, pad_values=(1, -1), first_pad=1, stride=2, classes=5):
@@ -33,19 +34,6 @@ def small_cnn(shape=(9, 8, 3), seed=0, pad_values=(1, -1), first_pad=1, stride=2
     hh, ww = c3.output_size(hh, ww)
     layers += [BinaryDense(hh * ww * 5, 12), BinaryDense(12, classes, activation=False)]
     return BinaryNet(*layers)
-
-
-def random_images(n, shape, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n,) + tuple(shape), dtype=np.uint8)
-    x[0] = 0
-    x[1] = 255
-    x[2, ..., 0] = 255
-    return x
-
-
-def int64(t):
-    return t.detach().cpu().numpy().astype(np.int64)
 
 
 def _accumulators(m, h):

@@ -12,6 +12,7 @@ from hdlgen.ir import Graph, sint
 from hdlgen.nn.export import export
 from hdlgen.nn.layers import (BinaryDense, BinaryNet, Flatten, InputQuant, bn_sign_thresholds, sign_ste)
 from hdlgen.nn.recipes import build_model
+from nn_helpers import int64, random_images
 
 
 def small_net(shape=(6, 5, 2), hidden=(40, 30), classes=7, seed=0):
@@ -21,19 +22,6 @@ def small_net(shape=(6, 5, 2), hidden=(40, 30), classes=7, seed=0):
     layers += [BinaryDense(a, b) for a, b in zip(widths[:-1], widths[1:])]
     layers.append(BinaryDense(widths[-1], classes, activation=False))
     return BinaryNet(*layers)
-
-
-def random_images(n, shape, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n,) + tuple(shape), dtype=np.uint8)
-    x[0] = 0
-    x[1] = 255
-    x[2, ..., 0] = 255
-    return x
-
-
-def int64(t):
-    return t.detach().cpu().numpy().astype(np.int64)
 
 
 # -- sign with straight-through estimator -----------------------------------------------------
