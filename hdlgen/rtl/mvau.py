@@ -28,6 +28,7 @@ from ..fold.folding import MVAU_DEPTH, LayerFold
 from ..fold.plan import MVAU
 from ..pack.mvau import MvauImage, hw_accumulator
 from .arith import popcount, tree_sum
+from .pingpong import PingPong
 from .rom import Rom
 
 FIFO_DEPTH = 8
@@ -105,26 +106,16 @@ class MvauEngine(wiring.Component):
             abits = ceil_log2(sf)
             m.submodules.inbuf = buf = memory.Memory(shape=chunk, depth=2 << abits, init=[])
             wport, rport = buf.write_port(), buf.read_port()
-            full = Signal(2)
-            wbank, rbank = Signal(), Signal()
+            m.submodules.banks = banks = PingPong()
             wsf = Signal(range(max(2, sf)))
             accept = self.i.valid & self.i.ready
-            go = credit & full.bit_select(rbank, 1)
-            m.d.comb += [self.i.ready.eq(~full.bit_select(wbank, 1)),
-                         wport.addr.eq(Cat(wsf[:abits], wbank)), wport.data.eq(self.i.payload),
-                         wport.en.eq(accept), rport.addr.eq(Cat(sf_i[:abits], rbank))]
-            set_full = Signal(2)
-            clear_full = Signal(2)
+            go = credit & banks.can_read
+            m.d.comb += [self.i.ready.eq(banks.can_write),
+                         wport.addr.eq(Cat(wsf[:abits], banks.wbank)), wport.data.eq(self.i.payload),
+                         wport.en.eq(accept), rport.addr.eq(Cat(sf_i[:abits], banks.rbank)),
+                         banks.write_done.eq(accept & (wsf == sf - 1)), banks.read_done.eq(go & last_step)]
             with m.If(accept):
-                with m.If(wsf == sf - 1):
-                    m.d.sync += [wsf.eq(0), wbank.eq(~wbank)]
-                    m.d.comb += set_full.eq(1 << wbank)
-                with m.Else():
-                    m.d.sync += wsf.eq(wsf + 1)
-            with m.If(go & last_step):
-                m.d.sync += rbank.eq(~rbank)
-                m.d.comb += clear_full.eq(1 << rbank)
-            m.d.sync += full.eq((full | set_full) & ~clear_full)
+                m.d.sync += wsf.eq(Mux(wsf == sf - 1, 0, wsf + 1))
             x1 = rport.data
 
         m.d.comb += wrom.addr.eq(waddr)

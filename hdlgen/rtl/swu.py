@@ -17,6 +17,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fold.folding import SWU_DEPTH
+from .pingpong import PingPong
 
 LATENCY = SWU_DEPTH
 
@@ -53,19 +54,14 @@ class SlidingWindow(wiring.Component):
         wport, rport = mem.write_port(), mem.read_port()
 
         # --- write side: one pixel per beat into the free bank -------------------------------
-        full = Signal(2)
-        set_full, clear_full = Signal(2), Signal(2)
-        wbank, rbank = Signal(), Signal()
+        m.submodules.banks = banks = PingPong()
         widx = Signal(range(max(2, hw)))
         accept = self.i.valid & self.i.ready
-        m.d.comb += [self.i.ready.eq(~full.bit_select(wbank, 1)),
-                     wport.addr.eq(Mux(wbank, hw, 0) + widx), wport.data.eq(self.i.payload), wport.en.eq(accept)]
+        m.d.comb += [self.i.ready.eq(banks.can_write), banks.write_done.eq(accept & (widx == hw - 1)),
+                     wport.addr.eq(Mux(banks.wbank, hw, 0) + widx), wport.data.eq(self.i.payload),
+                     wport.en.eq(accept)]
         with m.If(accept):
-            with m.If(widx == hw - 1):
-                m.d.sync += [widx.eq(0), wbank.eq(~wbank)]
-                m.d.comb += set_full.eq(1 << wbank)
-            with m.Else():
-                m.d.sync += widx.eq(widx + 1)
+            m.d.sync += widx.eq(Mux(widx == hw - 1, 0, widx + 1))
 
         # --- read side: window positions of the full bank ------------------------------------
         coord = signed(max(h, w, oh * s, ow * s).bit_length() + k.bit_length() + 2)
@@ -76,9 +72,9 @@ class SlidingWindow(wiring.Component):
         m.d.comb += [iy.eq(by + ky), ix.eq(bx + kx)]
         inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
         advance = ~self.o.valid | self.o.ready
-        issue = advance & full.bit_select(rbank, 1)
+        issue = advance & banks.can_read
         m.d.comb += [rport.en.eq(advance),
-                     rport.addr.eq(Mux(rbank, hw, 0) + (iy * w + ix).as_unsigned()[:len(rport.addr)])]
+                     rport.addr.eq(Mux(banks.rbank, hw, 0) + (iy * w + ix).as_unsigned()[:len(rport.addr)])]
         pad_r = Signal()
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(issue), pad_r.eq(~inside)]
@@ -90,8 +86,8 @@ class SlidingWindow(wiring.Component):
                     with m.If(ox == ow - 1):
                         m.d.sync += [ox.eq(0), bx.eq(-p)]
                         with m.If(oy == oh - 1):
-                            m.d.sync += [oy.eq(0), by.eq(-p), rbank.eq(~rbank)]
-                            m.d.comb += clear_full.eq(1 << rbank)
+                            m.d.sync += [oy.eq(0), by.eq(-p)]
+                            m.d.comb += banks.read_done.eq(1)
                         with m.Else():
                             m.d.sync += [oy.eq(oy + 1), by.eq(by + s)]
                     with m.Else():
@@ -100,7 +96,6 @@ class SlidingWindow(wiring.Component):
                     m.d.sync += ky.eq(ky + 1)
             with m.Else():
                 m.d.sync += kx.eq(kx + 1)
-        m.d.sync += full.eq((full | set_full) & ~clear_full)
         pad_word = Const(int(sum(self.pad_code << (self.bits * j) for j in range(self.c))), width)
         m.d.comb += self.o.payload.eq(Mux(pad_r, pad_word, rport.data))
         return m
