@@ -125,17 +125,22 @@ def export(model, name: str, meta: dict | None = None) -> Graph:
     return g
 
 
-def _dense(g: Graph, tensor: str, m: BinaryDense, path: str, index: int) -> str:
+def _check_input(g: Graph, tensor: str, m, path: str, want: str, ndim: int, attr: str, size: int, unit: str,
+                 hint: str = ""):
+    """The layer's input tensor has the rank, size (last axis) and type the layer was built for."""
     xt = g.types()[tensor]
-    if len(xt.shape) != 1:
-        raise HdlgenError(f"module {path!r} (BinaryDense) needs a vector input but gets shape {xt.shape}; "
-                          "put a Flatten before it")
-    if xt.shape[0] != m.in_features:
-        raise HdlgenError(f"module {path!r} (BinaryDense) has in_features={m.in_features} "
-                          f"but its input has {xt.shape[0]} values")
+    kind = type(m).__name__
+    if len(xt.shape) != ndim:
+        raise HdlgenError(f"module {path!r} ({kind}) needs {want} but gets shape {xt.shape}{hint}")
+    if xt.shape[-1] != size:
+        raise HdlgenError(f"module {path!r} ({kind}) has {attr}={size} but its input has {xt.shape[-1]} {unit}")
     if xt.dtype != m.input_dtype:
-        raise HdlgenError(f"module {path!r} (BinaryDense) was configured for {m.input_dtype} inputs "
-                          f"but gets {xt.dtype}")
+        raise HdlgenError(f"module {path!r} ({kind}) was configured for {m.input_dtype} inputs but gets {xt.dtype}")
+
+
+def _dense(g: Graph, tensor: str, m: BinaryDense, path: str, index: int) -> str:
+    _check_input(g, tensor, m, path, "a vector input", 1, "in_features", m.in_features, "values",
+                 "; put a Flatten before it")
     weight = m.integer_weight()
     if m.activation:
         thresholds, negate = m.integer_thresholds()
@@ -151,15 +156,7 @@ def _dense(g: Graph, tensor: str, m: BinaryDense, path: str, index: int) -> str:
 
 
 def _conv(g: Graph, tensor: str, m: BinaryConv2d, path: str, index: int) -> str:
-    xt = g.types()[tensor]
-    if len(xt.shape) != 3:
-        raise HdlgenError(f"module {path!r} (BinaryConv2d) needs an image input (H, W, C) but gets shape {xt.shape}")
-    if xt.shape[2] != m.in_channels:
-        raise HdlgenError(f"module {path!r} (BinaryConv2d) has in_channels={m.in_channels} "
-                          f"but its input has {xt.shape[2]} channels")
-    if xt.dtype != m.input_dtype:
-        raise HdlgenError(f"module {path!r} (BinaryConv2d) was configured for {m.input_dtype} inputs "
-                          f"but gets {xt.dtype}")
+    _check_input(g, tensor, m, path, "an image input (H, W, C)", 3, "in_channels", m.in_channels, "channels")
     weight = m.integer_weight()
     thresholds, negate = m.integer_thresholds()
     weight = np.where(negate[:, None, None, None], -weight, weight).astype(np.int8)
