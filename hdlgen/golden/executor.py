@@ -41,6 +41,18 @@ def _threshold(node, x):
     return 2 * count - 1 if node.attrs.get("out", "bipolar") == "bipolar" else count
 
 
+@kernel("select_threshold")
+def _select_threshold(node, x, sel):
+    t = node.params["thresholds"].astype(np.int64)  # (C, 2)
+    chosen = np.where(sel > 0, t[:, 1], t[:, 0])
+    return np.where(x >= chosen, 1, -1)
+
+
+@kernel("globalsum")
+def _globalsum(node, x):
+    return x.sum(axis=(1, 2))
+
+
 def _windows(x, k, stride):
     """(B, H, W, C) -> (B, H', W', K, K, C): every K x K window at the given stride."""
     v = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]

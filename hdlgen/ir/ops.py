@@ -95,14 +95,47 @@ def _threshold(node, inputs):
     _need(t.shape[0] == x.channels, node, f"{t.shape[0]} threshold rows for {x.channels} channels")
     _need(t.shape[1] >= 1, node, "needs at least one threshold per channel")
     _need(bool(np.all(np.diff(t, axis=1) >= 0)), node, "thresholds must ascend along each row")
-    _need(t.min() >= x.dtype.min and t.max() <= x.dtype.max + 1, node,
-          f"thresholds must lie in {x.dtype.min} .. {x.dtype.max + 1}, found {t.min()} .. {t.max()}")
+    _threshold_range(node, t, x)
     out = node.attrs.get("out", "bipolar")
     if out == "bipolar":
         _need(t.shape[1] == 1, node, "a bipolar output takes one threshold per channel")
         return TensorType(x.shape, BIPOLAR)
     _need(out == "uint", node, f"out must be 'bipolar' or 'uint', not {out!r}")
     return TensorType(x.shape, DType("uint", max(1, t.shape[1].bit_length())))
+
+
+def _threshold_range(node, t, x):
+    _need(t.min() >= x.dtype.min and t.max() <= x.dtype.max + 1, node,
+          f"thresholds must lie in {x.dtype.min} .. {x.dtype.max + 1}, found {t.min()} .. {t.max()}")
+
+
+@op("select_threshold")
+def _select_threshold(node, inputs):
+    """out = +1 where x[..., c] >= thresholds[c, 1 if sel[..., c] == +1 else 0], else -1.
+
+    Two inputs: ``x``, an integer accumulator, and ``sel``, a bipolar tensor of the same shape
+    (a residual network's shortcut). ``thresholds`` (C, 2): column 0 applies where ``sel`` is -1,
+    column 1 where it is +1; each lies in ``acc.min .. acc.max + 1`` like ``threshold``'s. This
+    is the integer form of a binarized residual add ``sign(bn(x) + sel)``.
+    """
+    _need(len(inputs) == 2, node, f"takes 2 inputs (accumulator, select), got {len(inputs)}")
+    x, sel = inputs
+    _need(x.dtype.kind != "bipolar", node, "first input must be an integer accumulator")
+    _need(sel.dtype.kind == "bipolar", node, f"second input (select) must be bipolar, not {sel.dtype}")
+    _need(sel.shape == x.shape, node, f"select has shape {sel.shape}, the accumulator {x.shape}")
+    t = _param(node, "thresholds", 2)
+    _need(t.shape == (x.channels, 2), node, f"thresholds must have shape ({x.channels}, 2), not {t.shape}")
+    _threshold_range(node, t, x)
+    return TensorType(x.shape, BIPOLAR)
+
+
+@op("globalsum")
+def _globalsum(node, inputs):
+    """out[c] = sum over y, x of in[y, x, c]: global pooling without the division (which
+    changes no argmax that follows). For bipolar input the +-1 values are summed."""
+    x = _one_input(node, inputs)
+    h, w_, c = _image(node, x)
+    return TensorType((c,), DType.for_range(h * w_ * x.dtype.min, h * w_ * x.dtype.max))
 
 
 @op("argmax")
