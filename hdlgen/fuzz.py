@@ -226,3 +226,55 @@ def random_network(seed: int, max_cycles: int = 2500, max_cost: int = 400):
     spec = random_spec(rng)
     g = spec_graph(spec, rng, f"fuzz{seed}")
     return spec, g, biased_folding(rng, g, max_cycles, max_cost=max_cost)
+
+
+def random_resnet(rng: np.random.Generator, shape=(32, 32, 3), widths=(64, 128, 256), blocks: int = 2,
+                  classes: int = 10, inner=None, name: str = "resnet") -> Graph:
+    """A binarized residual network with random weights, in the node layout of the ResNet-14
+    exporter: ``stem`` conv 3x3 (pixels padded with 0) + ``stem_act``; per stage ``i`` and
+    block ``j`` the block ``s{i}b{j}``: ``_conv1`` (3x3, stride 2 at the start of every stage
+    but the first) + ``_act1``, ``_conv2`` (3x3), and ``_add``, the threshold select of
+    ``_conv2``'s accumulator by the shortcut: the block input, or at a stride or width change
+    ``_sc`` (1x1 conv, stride 2) + ``_sc_act``; then ``pool`` (global sum), ``fc`` and ``cls``.
+    ``inner`` gives each block's first convolution its own width (default: its stage's).
+    The defaults are ResNet-14 on 32x32 RGB images."""
+    g = Graph(name, "image", TensorType(tuple(shape), uint(8)))
+    bip = np.array([-1, 1], np.int8)
+
+    def conv(node, src, m, k, stride, pad, pv):
+        c = g.types()[src].shape[2]
+        w = rng.choice(bip, size=(m, k, k, c))
+        g.add(node, "conv2d", src, {"weight_dtype": "bipolar", "kernel": k, "stride": stride, "pad": pad,
+                                    "pad_value": pv}, {"weight": w})
+        return w
+
+    w = conv("stem", "image", widths[0], 3, 1, 1, 0)
+    prev = g.add("stem_act", "threshold", "stem", {"out": "bipolar"},
+                 {"thresholds": _thresholds(rng, w, g.nodes[-1].type.dtype, True, 127.5)})
+    k = 0
+    for i, width in enumerate(widths):
+        for j in range(blocks):
+            b = f"s{i}b{j}"
+            cin = g.types()[prev].shape[2]
+            stride = 2 if (i and not j) else 1
+            mid = inner[k] if inner else width
+            k += 1
+            w = conv(f"{b}_conv1", prev, mid, 3, stride, 1, -1)
+            h = g.add(f"{b}_act1", "threshold", f"{b}_conv1", {"out": "bipolar"},
+                      {"thresholds": _thresholds(rng, w, g.nodes[-1].type.dtype, False, 0)})
+            w = conv(f"{b}_conv2", h, width, 3, 1, 1, -1)
+            acc = g.nodes[-1].type.dtype
+            shortcut = prev
+            if stride != 1 or cin != width:
+                ws = conv(f"{b}_sc", prev, width, 1, stride, 0, -1)
+                shortcut = g.add(f"{b}_sc_act", "threshold", f"{b}_sc", {"out": "bipolar"},
+                                 {"thresholds": _thresholds(rng, ws, g.nodes[-1].type.dtype, False, 0)})
+            centre = _thresholds(rng, w, acc, False, 0)[:, 0]
+            gap = np.abs(rng.normal(0, np.sqrt(w[0].size) / 3, width)).astype(np.int64)
+            t = np.clip(np.stack([centre + gap, centre - gap], 1), acc.min, acc.max + 1)
+            prev = g.add(f"{b}_add", "select_threshold", (f"{b}_conv2", shortcut), {}, {"thresholds": t})
+    g.add("pool", "globalsum", prev)
+    g.add("fc", "dense", "pool", {"weight_dtype": "bipolar"},
+          {"weight": rng.choice(bip, size=(classes, g.types()["pool"].shape[0]))})
+    g.add("cls", "argmax", "fc")
+    return g

@@ -11,8 +11,21 @@ The IR says *what* is computed; a plan groups nodes into the engines that comput
   order, fused with the ``threshold`` node that must follow it.
 - ``MaxPool``: a ``maxpool`` node (its own sliding window and an element-wise max).
 
+- a 1x1 ``conv2d`` without padding needs no window: with stride 1 its MVAU reads the pixels
+  as they come; with a larger stride a ``Decimate`` engine drops the pixels it skips.
+- ``select_threshold`` (a binarized residual add): a ``SelectThreshold`` engine after the MVAU
+  of its accumulator input, which then has no threshold of its own; its select input (the
+  shortcut) passes through a ``Delay`` FIFO holding whole pixels, deep enough for the other
+  branch's latency (the depth comes from the cycle model, :mod:`.folding`).
+- a tensor read by several nodes goes through a ``Fork`` that copies each beat to every reader.
+- ``globalsum``: a ``GlobalSum`` engine (one accumulator per channel).
+
 ``flatten`` costs nothing in hardware: the stream already carries pixels in the flattened
 (row-major, channel-fastest) order.
+
+A plan lists its engines in an order where every engine comes after the engines it reads;
+``Plan.inputs`` names the streams each one reads: ``"input"`` (the accelerator's input), an
+engine's name, or ``"<fork>/<k>"``, the k-th copy of a fork.
 """
 
 from __future__ import annotations
@@ -106,6 +119,70 @@ class MaxPool:
 
 
 @dataclass(frozen=True)
+class Decimate:
+    """Keeps pixel (S*y, S*x) of an (h, w, c) image for every output pixel (y, x): the input of
+    a 1x1 convolution with stride S."""
+    name: str            # "<conv>_dec"
+    window: Window       # k = 1, pad 0
+    dtype: DType
+
+    @property
+    def kind(self) -> str:
+        return "decimate"
+
+
+@dataclass(frozen=True)
+class Fork:
+    name: str            # "<tensor>_fork"
+    ways: int
+    size: int            # values per image
+    dtype: DType
+
+    @property
+    def kind(self) -> str:
+        return "fork"
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A FIFO of whole pixels (``channels`` values per beat) on a residual network's shortcut."""
+    name: str            # "<select_threshold node>_delay"
+    pixels: int          # pixels per image
+    channels: int
+    dtype: DType
+
+    @property
+    def kind(self) -> str:
+        return "delay"
+
+
+@dataclass(frozen=True)
+class SelectThreshold:
+    """+1 where an MVAU's accumulator reaches the threshold chosen by the select value."""
+    name: str            # the select_threshold node's name
+    mvau: str            # the MVAU whose raw accumulators it reads
+    channels: int
+    pixels: int
+
+    @property
+    def kind(self) -> str:
+        return "select"
+
+
+@dataclass(frozen=True)
+class GlobalSum:
+    name: str
+    pixels: int          # H*W
+    channels: int
+    in_dtype: DType
+    out_dtype: DType
+
+    @property
+    def kind(self) -> str:
+        return "globalsum"
+
+
+@dataclass(frozen=True)
 class ArgMax:
     name: str
     n_in: int
@@ -122,13 +199,26 @@ class Plan:
     input_shape: tuple
     input_dtype: DType
     engines: tuple
+    inputs: dict = None   # engine name -> names of the streams it reads
+
+    def __post_init__(self):
+        if self.inputs is None:  # a chain: each engine reads the one before
+            names = ["input"] + [e.name for e in self.engines]
+            object.__setattr__(self, "inputs", {e.name: (names[i],) for i, e in enumerate(self.engines)})
 
     @property
     def mvaus(self) -> list:
         return [e for e in self.engines if isinstance(e, MVAU)]
 
+    def engine(self, name: str):
+        for e in self.engines:
+            if e.name == name:
+                return e
+        raise KeyError(name)
 
-SUPPORTED = ("conv2d+threshold, maxpool, flatten, dense (+threshold), argmax as a chain ending in argmax")
+
+SUPPORTED = ("conv2d + threshold, conv2d + select_threshold (residual add), maxpool, globalsum, flatten, "
+             "dense (+ threshold), argmax at the end")
 
 
 def _code(value: int, dtype: DType) -> int:
@@ -142,65 +232,123 @@ def plan(graph: Graph) -> Plan:
     if graph.input_type.dtype.kind != "uint" or graph.input_type.dtype.bits > 8:
         raise HdlgenError(f"model {graph.name}: the hardware input takes uint8 pixels or narrower, "
                           f"the graph's input is {graph.input_type.dtype}")
-    nodes = list(graph.nodes)
-    engines = []
-    prev = graph.input_name
-    i = 0
-    while i < len(nodes):
-        n = nodes[i]
-        if n.inputs != (prev,) or len(graph.consumers(prev)) != 1:
-            raise HdlgenError(f"model {graph.name}: node {n.name!r} does not continue a single chain; "
-                              f"this hardware generator supports {SUPPORTED}")
-        x = graph.types()[prev]
+    types = graph.types()
+    engines, inputs = [], {}
+    stream = {graph.input_name: "input"}   # tensor -> stream carrying it
+    copies = {}                            # tensor -> fork copies not yet handed out
+    fused = set()                          # threshold nodes computed inside an MVAU
+
+    def unsupported(n, why):
+        return HdlgenError(f"model {graph.name}: node {n.name!r} ({n.op}) {why} "
+                           f"(the hardware generator supports {SUPPORTED})")
+
+    def take(tensor):
+        """The stream of ``tensor`` for one more reader, forking it on its first read."""
+        if tensor not in copies:
+            readers = len(graph.consumers(tensor))
+            if readers > 1:
+                t = types[tensor]
+                fork = Fork(f"{tensor}_fork", readers, t.size, t.dtype)
+                add(fork, stream[tensor])
+                copies[tensor] = [f"{fork.name}/{k}" for k in range(readers)]
+            else:
+                copies[tensor] = [stream[tensor]]
+        return copies[tensor].pop(0)
+
+    def add(engine, *srcs):
+        engines.append(engine)
+        inputs[engine.name] = tuple(srcs)
+        return engine.name
+
+    def only_reader(n):
+        readers = graph.consumers(n.name)
+        return readers[0] if len(readers) == 1 else None
+
+    for i, n in enumerate(graph.nodes):
+        if n.name in fused:
+            continue
+        x = types[n.inputs[0]]
         if n.op == "flatten":
-            pass
-        elif n.op == "dense":
-            thr = nodes[i + 1] if i + 1 < len(nodes) and nodes[i + 1].op == "threshold" else None
-            if thr is not None and thr.inputs != (n.name,):
-                thr = None
-            engines.append(MVAU(n.name, x.shape[0], n.type.shape[0], x.dtype, weight_dtype(n), n.type.dtype,
-                                thr.type.dtype if thr else n.type.dtype, thr.name if thr else None))
+            stream[n.name] = take(n.inputs[0])
+            continue
+        if n.op in ("dense", "conv2d"):
+            if x.dtype.kind not in ("bipolar", "uint", "int"):
+                raise unsupported(n, f"takes {x.dtype} inputs")
+            nxt = only_reader(n)
+            thr = nxt if nxt is not None and nxt.op == "threshold" else None
+            feeds_select = nxt is not None and nxt.op == "select_threshold" and nxt.inputs[0] == n.name
+            src = take(n.inputs[0])
+            if n.op == "dense":
+                e = MVAU(n.name, x.shape[0], n.type.shape[0], x.dtype, weight_dtype(n), n.type.dtype,
+                         thr.type.dtype if thr else n.type.dtype, thr.name if thr else None)
+            else:
+                if thr is None and not feeds_select:
+                    raise unsupported(n, "must be followed by a threshold or a select_threshold")
+                h, w, c = x.shape
+                k, st, pad = n.attrs["kernel"], n.attrs.get("stride", 1), n.attrs.get("pad", 0)
+                win = Window(h, w, c, k, st, pad)
+                if k == 1 and pad == 0 and st > 1:
+                    src = add(Decimate(f"{n.name}_dec", win, x.dtype), src)
+                elif not (k == 1 and pad == 0):
+                    src = add(SWU(f"{n.name}_swu", win, x.dtype, _code(pad_value(n, x.dtype), x.dtype)), src)
+                e = MVAU(n.name, k * k * c, n.type.shape[2], x.dtype, weight_dtype(n), n.type.dtype,
+                         thr.type.dtype if thr else n.type.dtype, thr.name if thr else None, win.out_h * win.out_w)
+            add(e, src)
+            out = n.name
             if thr is not None:
-                i += 1
-                n = thr
-        elif n.op == "conv2d":
-            thr = nodes[i + 1] if i + 1 < len(nodes) else None
-            if thr is None or thr.op != "threshold" or thr.inputs != (n.name,):
-                raise HdlgenError(f"model {graph.name}: convolution {n.name!r} must be followed by a threshold "
-                                  f"(supported: {SUPPORTED})")
-            h, w, c = x.shape
-            k, st, pad = n.attrs["kernel"], n.attrs.get("stride", 1), n.attrs.get("pad", 0)
-            win = Window(h, w, c, k, st, pad)
-            engines.append(SWU(f"{n.name}_swu", win, x.dtype, _code(pad_value(n, x.dtype), x.dtype)))
-            engines.append(MVAU(n.name, k * k * c, n.type.shape[2], x.dtype, weight_dtype(n), n.type.dtype,
-                                thr.type.dtype, thr.name, win.out_h * win.out_w))
-            i += 1
-            n = thr
+                fused.add(thr.name)
+                out = thr.name
+            stream[out] = n.name
+        elif n.op == "select_threshold":
+            acc, sel = n.inputs
+            producer = graph.node(acc)
+            if producer.op not in ("dense", "conv2d") or only_reader(producer) is not n:
+                raise unsupported(n, f"must read the accumulator of a convolution or dense layer that feeds "
+                                     f"nothing else, not {acc!r}")
+            shape = n.type.shape
+            pixels, c = (shape[0] * shape[1], shape[2]) if len(shape) == 3 else (1, shape[0])
+            delay = add(Delay(f"{n.name}_delay", pixels, c, types[sel].dtype), take(sel))
+            add(SelectThreshold(n.name, acc, c, pixels), stream[acc], delay)
+            stream[n.name] = n.name
         elif n.op == "maxpool":
             h, w, c = x.shape
             k = n.attrs["kernel"]
-            engines.append(MaxPool(n.name, Window(h, w, c, k, n.attrs.get("stride", k), 0), x.dtype))
+            add(MaxPool(n.name, Window(h, w, c, k, n.attrs.get("stride", k), 0), x.dtype), take(n.inputs[0]))
+            stream[n.name] = n.name
+        elif n.op == "globalsum":
+            h, w, c = x.shape
+            add(GlobalSum(n.name, h * w, c, x.dtype, n.type.dtype), take(n.inputs[0]))
+            stream[n.name] = n.name
         elif n.op == "argmax":
-            engines.append(ArgMax(n.name, x.shape[0], x.dtype, n.type.dtype))
+            add(ArgMax(n.name, x.shape[0], x.dtype, n.type.dtype), take(n.inputs[0]))
+            stream[n.name] = n.name
+        elif n.op == "threshold":
+            raise unsupported(n, f"must directly follow the convolution or dense layer it thresholds")
         else:
-            raise HdlgenError(f"model {graph.name}: node {n.name!r} has op {n.op!r}, which the hardware "
-                              f"generator does not support yet (supported: {SUPPORTED})")
-        prev = n.name
-        i += 1
-    clash = sorted({e.name for e in engines if isinstance(e, SWU)} & {nd.name for nd in nodes})
-    if clash:
-        raise HdlgenError(f"model {graph.name}: engine names {', '.join(clash)} clash with node names; "
-                          f"rename the node")
-    if not engines or not isinstance(engines[-1], ArgMax) or prev != graph.output:
+            raise unsupported(n, "is not supported by the hardware generator yet")
+    names = {e.name for e in engines}
+    clash = sorted(names & ({nd.name for nd in graph.nodes} - {e.name for e in engines}))
+    if clash or len(names) != len(engines):
+        raise HdlgenError(f"model {graph.name}: engine names {', '.join(clash) or 'repeat'} clash with node "
+                          f"names; rename the node")
+    if not engines or not isinstance(engines[-1], ArgMax) or graph.output != engines[-1].name:
         raise HdlgenError(f"model {graph.name}: the graph must end in an argmax (supported: {SUPPORTED})")
+    leftovers = [t for t, c in copies.items() if c]
+    if leftovers:
+        raise HdlgenError(f"model {graph.name}: tensors {leftovers} are read by nodes the hardware does not build")
+    feeds = {src.split("/")[0] for srcs in inputs.values() for src in srcs}
     for e in engines[:-1]:
-        if isinstance(e, MVAU) and e.threshold is None and e is not engines[-2]:
+        if e.name not in feeds:
+            raise HdlgenError(f"model {graph.name}: the result of {e.name!r} is never used; only the output "
+                              f"may end the graph")
+    selects = {e.mvau for e in engines if isinstance(e, SelectThreshold)}
+    for e in engines[:-1]:
+        if not isinstance(e, MVAU):
+            continue
+        if e.threshold is None and e.name not in selects and inputs[engines[-1].name] != (e.name,):
             raise HdlgenError(f"model {graph.name}: dense layer {e.name!r} has no threshold after it; only the "
                               f"last dense layer may output raw scores")
-        if isinstance(e, MVAU) and e.w_dtype.kind != "bipolar":
+        if e.w_dtype.kind != "bipolar":
             raise HdlgenError(f"model {graph.name}: layer {e.name!r} has {e.w_dtype} weights; this hardware "
                               f"takes binary (bipolar) weights only")
-        if isinstance(e, MVAU) and e.in_dtype.kind not in ("bipolar", "uint"):
-            raise HdlgenError(f"model {graph.name}: layer {e.name!r} takes {e.in_dtype} inputs; supported are "
-                              f"bipolar and unsigned inputs")
-    return Plan(graph.input_type.shape, graph.input_type.dtype, tuple(engines))
+    return Plan(graph.input_type.shape, graph.input_type.dtype, tuple(engines), inputs)

@@ -6,7 +6,7 @@ Bit and lane order is defined here and nowhere else: element ``i`` of a word of 
 
 from .encoding import decode, encode, join_words, split_words
 from .memfile import read_mem, write_mem
-from .mvau import HwAccumulator, MvauImage, hw_accumulator, pack_mvau, unpack_mvau
+from .mvau import HwAccumulator, MvauImage, hw_accumulator, pack_mvau, pack_thresholds, unpack_mvau
 
 __all__ = ["decode", "encode", "join_words", "split_words", "read_mem", "write_mem",
-           "HwAccumulator", "MvauImage", "hw_accumulator", "pack_mvau", "unpack_mvau"]
+           "HwAccumulator", "MvauImage", "hw_accumulator", "pack_mvau", "pack_thresholds", "unpack_mvau"]

@@ -59,12 +59,20 @@ def pack_mvau(e: MVAU, f: LayerFold, weight: np.ndarray, thresholds: np.ndarray 
     wwords = join_words(codes.reshape(nf * sf, f.pe * f.simd), wb)
     twords, tw, levels = [], 0, 0
     if thresholds is not None:
-        acc = hw_accumulator(e)
         levels = thresholds.shape[1]
-        t = acc.from_ir(thresholds, e.n_in)
-        tw = acc.thr_dtype.bits
-        twords = join_words(encode(t, acc.thr_dtype).reshape(nf, f.pe * levels), tw)
-    return MvauImage(wwords, f.pe * f.simd * wb, twords, f.pe * levels * tw, levels)
+        twords, tw = pack_thresholds(e, f, thresholds)
+    return MvauImage(wwords, f.pe * f.simd * wb, twords, tw, levels)
+
+
+def pack_thresholds(e: MVAU, f: LayerFold, thresholds: np.ndarray) -> tuple:
+    """(words, width) of thresholds (N', L) on the accumulators of MVAU ``e``: word ``nf``
+    holds, at element ``p*L + l``, threshold ``l`` of neuron ``nf*PE + p`` in the engine's
+    accumulator domain. A threshold select's (N', 2) thresholds use the same layout."""
+    acc = hw_accumulator(e)
+    nf, levels = e.n_out // f.pe, thresholds.shape[1]
+    t = acc.from_ir(thresholds, e.n_in)
+    tw = acc.thr_dtype.bits
+    return join_words(encode(t, acc.thr_dtype).reshape(nf, f.pe * levels), tw), f.pe * levels * tw
 
 
 def unpack_mvau(e: MVAU, f: LayerFold, image: MvauImage):

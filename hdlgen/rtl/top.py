@@ -9,6 +9,10 @@ Ports (Verilog names; ``clk`` and active-high ``rst`` come from the ``sync`` dom
   ``tlast`` is not needed for framing and is ignored.
 - ``m_axis_tdata[8*K-1:0]``, ``m_axis_tvalid``, ``m_axis_tready``, ``m_axis_tlast``: one beat
   per image, the class index; ``tlast`` is 1 on every beat.
+
+Engines are joined as the plan's ``inputs`` say (a residual network forks and merges), with a
+width converter wherever a stream carries another number of values per beat than its reader
+takes.
 """
 
 from dataclasses import dataclass
@@ -17,12 +21,14 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fold import SWU, ArgMax, Folding, MaxPool, MVAU, Plan
-from ..pack import MvauImage, pack_mvau, write_mem
+from ..fold import SWU, ArgMax, Decimate, Delay, Folding, Fork, GlobalSum, MaxPool, MVAU, Plan, SelectThreshold
+from ..fold.folding import consumer_lanes, delay_depths
+from ..pack import hw_accumulator, pack_mvau, pack_thresholds, write_mem
 from .argmax import ArgMaxUnit
 from .dwc import WidthConverter
 from .mvau import MvauEngine
 from .pool import MaxPoolUnit
+from .residual import DelayFifo, Decimator, Fork as ForkUnit, GlobalSumUnit, SelectThresholdUnit
 from .swu import SlidingWindow
 
 OUTPUT_BYTES = 1
@@ -35,21 +41,37 @@ class MemFile:
     words: list
 
 
+@dataclass(frozen=True)
+class ThresholdImage:
+    """Thresholds of a threshold select: word ``nf``, element ``2*p + s`` (see pack_thresholds)."""
+    words: list
+    width: int
+
+
 def pack_all(graph, plan: Plan, folding: Folding) -> dict:
-    """Memory images of every MVAU, keyed by layer name. A convolution's weight (M, K, K, C)
-    is packed as the (M, K*K*C) matrix whose columns follow the window order (ky, kx, c)."""
+    """Memory images of every MVAU and threshold select, keyed by engine name. A convolution's
+    weight (M, K, K, C) is packed as the (M, K*K*C) matrix whose columns follow the window
+    order (ky, kx, c)."""
     images = {}
-    for e in plan.mvaus:
-        w = graph.node(e.name).params["weight"]
-        w = w.reshape(w.shape[0], -1)
-        t = graph.node(e.threshold).params["thresholds"] if e.threshold else None
-        images[e.name] = pack_mvau(e, folding[e.name], w, t)
+    for e in plan.engines:
+        if isinstance(e, MVAU):
+            w = graph.node(e.name).params["weight"]
+            w = w.reshape(w.shape[0], -1)
+            t = graph.node(e.threshold).params["thresholds"] if e.threshold else None
+            images[e.name] = pack_mvau(e, folding[e.name], w, t)
+        elif isinstance(e, SelectThreshold):
+            mv = plan.engine(e.mvau)
+            images[e.name] = ThresholdImage(*pack_thresholds(mv, folding[mv.name],
+                                                             graph.node(e.name).params["thresholds"]))
     return images
 
 
 def mem_files(images: dict) -> list:
     files = []
     for name, img in images.items():
+        if isinstance(img, ThresholdImage):
+            files.append(MemFile(f"{name}_thresholds.mem", img.width, img.words))
+            continue
         files.append(MemFile(f"{name}_weights.mem", img.weight_width, img.weight_words))
         if img.thr_words:
             files.append(MemFile(f"{name}_thresholds.mem", img.thr_width, img.thr_words))
@@ -65,18 +87,68 @@ def write_mem_files(directory, images: dict) -> list:
     return paths
 
 
+@dataclass
+class _Stream:
+    port: object      # the stream interface that produces it
+    lanes: int
+    bits: int
+    signed: bool = False
+
+
 class Accelerator(wiring.Component):
     def __init__(self, plan: Plan, folding: Folding, images: dict, external_memories: bool = True):
         self.plan, self.folding, self.images, self.external = plan, folding, images, external_memories
         if plan.input_dtype.bits > 8:
             raise ValueError("input lanes are bytes: pixels of at most 8 bits")
         self.in_lanes = folding.in_lanes
+        self.delay_depths = delay_depths(plan, folding)
         super().__init__({
             "s_axis_tdata": In(8 * self.in_lanes), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "s_axis_tlast": In(1),
             "m_axis_tdata": Out(8 * OUTPUT_BYTES), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
             "m_axis_tlast": Out(1),
         })
+
+    def _engine(self, e, ins):
+        """The component of engine ``e`` whose inputs are the streams ``ins``; returns
+        (component, [its input ports], output stream description)."""
+        x = ins[0]
+        if isinstance(e, MVAU):
+            f = self.folding[e.name]
+            c = MvauEngine(e, f, self.images[e.name], self.external)
+            signed = (not e.threshold) and c.acc.dtype.signed
+            return c, [c.i], _Stream(c.o, f.pe, c.out_bits, signed)
+        if isinstance(e, SWU):
+            win = e.window
+            c = SlidingWindow(win.h, win.w, win.c, x.bits, win.k, win.stride, win.pad, e.pad_code)
+            return c, [c.i], _Stream(c.o, win.c, x.bits, x.signed)
+        if isinstance(e, MaxPool):
+            win = e.window
+            c = MaxPoolUnit(win.h, win.w, win.c, x.bits, win.k, win.stride, e.dtype.kind == "int")
+            return c, [c.i], _Stream(c.o, win.c, x.bits, x.signed)
+        if isinstance(e, Decimate):
+            win = e.window
+            c = Decimator(win.h, win.w, win.c * x.bits, win.stride, win.out_h, win.out_w)
+            return c, [c.i], _Stream(c.o, win.c, x.bits, x.signed)
+        if isinstance(e, Fork):
+            c = ForkUnit(x.lanes * x.bits, e.ways)
+            return c, [c.i], [_Stream(c.output(k), x.lanes, x.bits, x.signed) for k in range(e.ways)]
+        if isinstance(e, Delay):
+            c = DelayFifo(e.channels * x.bits, self.delay_depths[e.name])
+            return c, [c.i], _Stream(c.o, e.channels, x.bits, x.signed)
+        if isinstance(e, SelectThreshold):
+            mv = self.plan.engine(e.mvau)
+            acc = hw_accumulator(mv)
+            img = self.images[e.name]
+            c = SelectThresholdUnit(x.lanes, x.bits, x.signed, acc.thr_dtype.bits, acc.thr_dtype.signed,
+                                    img.words, f"{e.name}_thresholds.mem", self.external)
+            return c, [c.i, c.sel], _Stream(c.o, x.lanes, 1)
+        if isinstance(e, GlobalSum):
+            c = GlobalSumUnit(e.pixels, e.channels, x.bits, e.in_dtype.kind, e.out_dtype.bits)
+            return c, [c.i], _Stream(c.o, e.channels, e.out_dtype.bits, e.out_dtype.signed)
+        assert isinstance(e, ArgMax)
+        c = ArgMaxUnit(e.n_in, x.lanes, x.bits, x.signed, 8 * OUTPUT_BYTES)
+        return c, [c.i], _Stream(c.o, 1, c.out_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -85,42 +157,31 @@ class Accelerator(wiring.Component):
         src = stream.Signature(in_bits * self.in_lanes).create()
         m.d.comb += [src.payload.eq(self._unpad(in_bits)), src.valid.eq(self.s_axis_tvalid),
                      self.s_axis_tready.eq(src.ready)]
-        lanes, bits = self.in_lanes, in_bits
+        streams = {"input": _Stream(src, self.in_lanes, in_bits)}
         for e in self.plan.engines:
-            if isinstance(e, MVAU):
-                f = self.folding[e.name]
-                engine = MvauEngine(e, f, self.images[e.name], self.external)
-                consumer_lanes = f.simd
-            elif isinstance(e, SWU):
-                win = e.window
-                engine = SlidingWindow(win.h, win.w, win.c, bits, win.k, win.stride, win.pad, e.pad_code)
-                consumer_lanes = win.c
-            elif isinstance(e, MaxPool):
-                win = e.window
-                engine = MaxPoolUnit(win.h, win.w, win.c, bits, win.k, win.stride, e.dtype.kind == "int")
-                consumer_lanes = win.c
-            else:
-                assert isinstance(e, ArgMax)
-                engine = ArgMaxUnit(e.n_in, lanes, bits, self._signed_prev, 8 * OUTPUT_BYTES)
-                consumer_lanes = lanes
-            if consumer_lanes != lanes:
-                dwc = WidthConverter(bits, lanes, consumer_lanes)
-                m.submodules[f"{e.name}_dwc"] = dwc
-                wiring.connect(m, src, dwc.i)
-                src = dwc.o
+            ins = []
+            for k, name in enumerate(self.plan.inputs[e.name]):
+                s = streams.pop(name)
+                want = consumer_lanes(self.plan, self.folding, e, k, s.lanes)
+                if want != s.lanes:
+                    dwc = WidthConverter(s.bits, s.lanes, want)
+                    m.submodules[f"{e.name}_dwc{k or ''}"] = dwc
+                    wiring.connect(m, s.port, dwc.i)
+                    s = _Stream(dwc.o, want, s.bits, s.signed)
+                ins.append(s)
+            engine, ports, out = self._engine(e, ins)
             m.submodules[e.name] = engine
-            wiring.connect(m, src, engine.i)
-            src = engine.o
-            if isinstance(e, MVAU):
-                lanes, bits = f.pe, engine.out_bits
-                self._signed_prev = (not e.threshold) and engine.acc.dtype.signed
-            elif isinstance(e, (SWU, MaxPool)):
-                lanes = e.window.c
-        m.d.comb += [self.m_axis_tdata.eq(src.payload), self.m_axis_tvalid.eq(src.valid),
-                     src.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(1)]
+            for s, port in zip(ins, ports):
+                wiring.connect(m, s.port, port)
+            if isinstance(e, Fork):
+                streams.update({f"{e.name}/{k}": o for k, o in enumerate(out)})
+            else:
+                streams[e.name] = out
+        last = streams.pop(self.plan.engines[-1].name).port
+        assert not streams, f"unconnected streams {sorted(streams)}"
+        m.d.comb += [self.m_axis_tdata.eq(last.payload), self.m_axis_tvalid.eq(last.valid),
+                     last.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(1)]
         return m
-
-    _signed_prev = False
 
     def _unpad(self, bits):
         from amaranth.hdl import Cat
