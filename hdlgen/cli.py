@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
                                    "stalls measures cycles per image and latency, a run with random input "
                                    "stalls and output backpressure checks every output again.")
     _add_model(s)
+    s.add_argument("--board", default="kc705",
+                   help="board whose budgets the automatic folding respects, as `build` does (default kc705)")
     s.add_argument("--data", default=None, metavar="DIR",
                    help="dataset directory (default: the test images shipped with the model)")
     s.add_argument("--images", type=int, default=200, metavar="N", help="number of images (default 200)")

@@ -3,7 +3,7 @@ cycle model's prediction; and the emitted core (Verilog + ``.mem`` files)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -25,6 +25,13 @@ class Design:
     folding: Folding
     images: dict
     prediction: dict
+    folding_notes: list = field(default_factory=list)   # how the folding was chosen, per layer
+
+    @property
+    def delay_depths(self) -> dict:
+        """Depth in pixels of every delay FIFO (residual shortcuts)."""
+        from ..fold.folding import delay_depths
+        return delay_depths(self.plan, self.folding)
 
     def accelerator(self, external_memories=True) -> Accelerator:
         return Accelerator(self.plan, self.folding, self.images, external_memories)
@@ -82,18 +89,66 @@ def require_floor_fits(p: Plan, folding: Folding, board):
 
 def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_mhz: float = 200.0,
                 fps: float | None = None, board=None) -> Design:
+    """Plan, fold, check and pack ``graph``.
+
+    Folding: ``folding`` when given; else, with ``fps``, the cheapest folding that reaches it;
+    else the default target of :data:`DEFAULT_TARGET_CYCLES`, or with a board the fastest
+    folding no faster than that target that fits the board's budgets (:mod:`hdlgen.fold.resources`).
+    With a board, an automatic folding whose estimate exceeds the budgets is an error that
+    shows the numbers."""
+    from ..fold.resources import budget, estimate, explain, fastest_fit, floor_cycles
+
     p = make_plan(graph)
-    if folding is None:
-        folding = auto_fold(p, target_cycles(clock_mhz, fps))
+    notes = []
+    bud = budget(board) if board is not None else None
+    if folding is not None:
+        notes.append("folding given by the user (--folding)")
+    elif fps is not None:
+        need = target_cycles(clock_mhz, fps)
+        floor = floor_cycles(p)
+        if need < floor:
+            slow = max((e for e in p.engines if hasattr(e, "window")),
+                       key=lambda e: max(e.window.in_beats, e.window.out_beats))
+            raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz:g} MHz leaves {need:,} cycles per image, but "
+                              f"{slow.name} ({slow.kind}, one pixel per cycle) alone takes {floor:,}: at most "
+                              f"{clock_mhz * 1e6 / floor:,.0f} images/s at this clock")
+        folding = auto_fold(p, need)
+        if bud is not None:
+            est = estimate(p, folding)
+            if not est.fits(bud):
+                try:
+                    best, _ = fastest_fit(p, bud)
+                    alt = predict(p, best)["cycles_per_image"]
+                    hint = f"; the fastest folding that fits runs {clock_mhz * 1e6 / alt:,.0f} images/s ({alt:,} cycles)"
+                except HdlgenError as e:
+                    hint = f"; {e}"
+                raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz:g} MHz needs {need:,} cycles per image; the "
+                                  f"cheapest folding for that is estimated at {est.lut:,} LUT (budget {bud['lut']:,}, "
+                                  f"{100 * bud['lut_share']:.0f}% of {board.name}) and {est.bram36:g} BRAM36 (budget "
+                                  f"{bud['bram36']:g}){hint}")
+        notes.append(f"target --fps {fps:,.0f} at {clock_mhz:g} MHz = {need:,} cycles per image; each layer gets "
+                     f"the cheapest PE x SIMD within it")
+    elif bud is not None:
+        folding, est = fastest_fit(p, bud, fastest=DEFAULT_TARGET_CYCLES)
+        notes.append(f"fastest folding (no faster than {DEFAULT_TARGET_CYCLES:,} cycles per image) whose estimate "
+                     f"fits the budget of {bud['lut']:,} LUT ({100 * bud['lut_share']:.0f}% of {board.name}) and "
+                     f"{bud['bram36']:g} BRAM36 ({100 * bud['bram_share']:.0f}%): {est.lut:,} LUT, {est.bram36:g} BRAM36")
+    else:
+        folding = auto_fold(p, DEFAULT_TARGET_CYCLES)
+        notes.append(f"default target of {DEFAULT_TARGET_CYCLES:,} cycles per image")
     check(p, folding)
     if board is not None:
         require_floor_fits(p, folding, board)
     pred = predict(p, folding)
     if fps is not None and pred["cycles_per_image"] > clock_mhz * 1e6 / fps:
         need = clock_mhz * 1e6 / fps
-        raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz} MHz needs {need:,.1f} cycles per image; the input "
-                          f"stream alone takes {pred['cycles_per_image']:,} ({pred['bottleneck']})")
-    return Design(name, graph, p, folding, pack_all(graph, p, folding), pred)
+        raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz} MHz needs {need:,.1f} cycles per image; the "
+                          f"slowest stage takes {pred['cycles_per_image']:,} ({pred['bottleneck']})")
+    est = estimate(p, folding)
+    notes += explain(p, folding, est, bud)
+    notes.append(f"estimate of the whole core: {est.lut:,} LUT, {est.bram36:g} BRAM36 (the synthesis figures "
+                 f"below are the measured ones)")
+    return Design(name, graph, p, folding, pack_all(graph, p, folding), pred, notes)
 
 
 def write_core(design: Design, directory: Path) -> list:

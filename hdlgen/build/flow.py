@@ -68,6 +68,21 @@ def layer_table(design: Design) -> list:
             per_pixel = win.k * win.k * win.c if e.kind == "swu" else win.c
             row.update(n_in=e.n_in, n_out=win.out_h * win.out_w * per_pixel, kernel=win.k, stride=win.stride,
                        pad=win.pad, in_image=[win.h, win.w, win.c], out_image=[win.out_h, win.out_w, per_pixel])
+        elif e.kind == "decimate":
+            win = e.window
+            row.update(n_in=win.h * win.w * win.c,
+                       n_out=win.out_h * win.out_w * win.c, kernel=1, stride=win.stride, pad=0,
+                       in_image=[win.h, win.w, win.c], out_image=[win.out_h, win.out_w, win.c])
+        elif e.kind == "fork":
+            row.update(n_in=e.size, n_out=e.size * e.ways, ways=e.ways)
+        elif e.kind == "delay":
+            row.update(n_in=e.pixels * e.channels, n_out=e.pixels * e.channels,
+                       fifo=f"{design.delay_depths[e.name]} x {e.channels * e.dtype.bits}")
+        elif e.kind == "select":
+            row.update(n_in=e.pixels * e.channels, n_out=e.pixels * e.channels, reads=e.mvau)
+        elif e.kind == "globalsum":
+            row.update(n_in=e.pixels * e.channels, n_out=e.channels, in_dtype=str(e.in_dtype),
+                       out_dtype=str(e.out_dtype))
         else:
             row.update(n_in=e.n_in, n_out=1)
         rows.append(row)
@@ -114,9 +129,10 @@ def sim_images(loaded: LoadedModel, data: str | None, count: int):
 
 
 def cli_sim(args) -> int:
+    import boards
     from ..sim.runner import build_model
 
-    loaded, design, clock = design_from_args(args)
+    loaded, design, clock = design_from_args(args, boards.get(args.board))
     x, y, source = sim_images(loaded, args.data, args.images)
     work = Path(args.work) if args.work else Path("build") / "sim" / loaded.name
     rtl = work / "rtl"
@@ -154,6 +170,7 @@ def cli_sim(args) -> int:
         "images_per_second": round(clock * 1e6 / measured, 1),
         "golden_accuracy_on_these_images": round(float((golden == y).mean()), 4),
         "folding": design.folding.to_json(),
+        "folding_notes": list(design.folding_notes),
         "seconds": round(time.time() - t0, 1),
     }
     if args.json:
@@ -263,6 +280,8 @@ def report_data(loaded: LoadedModel, design: Design, board, clock: float, projec
             in_shape, out_shape = row["in_image"], row["out_image"]
         elif e.kind == "mvau" and e.pixels > 1:
             in_shape, out_shape = [e.pixels, e.n_in], [e.pixels, e.n_out]
+        elif e.kind != "mvau":
+            in_shape, out_shape = [row["n_in"]], [row["n_out"]]
         else:
             in_shape, out_shape = [e.n_in], [e.n_out] if e.kind == "mvau" else [1]
         entry = {"name": e_name, "kind": row["kind"], "cycles_per_image": row["cycles"],
@@ -289,6 +308,7 @@ def report_data(loaded: LoadedModel, design: Design, board, clock: float, projec
         "clock": {"mhz": float(project["mmcm"]["output_mhz"]), "requested_mhz": clock, "mmcm": project["mmcm"]},
         "layers": layers,
         "folding": design.folding.to_json(),
+        "folding_notes": list(design.folding_notes),
         "performance": {"cycles_per_image": pred["cycles_per_image"], "latency_cycles": pred["latency_cycles"],
                         "bottleneck": pred["bottleneck"],
                         "images_per_second": round(float(project["mmcm"]["output_mhz"]) * 1e6 / pred["cycles_per_image"], 1)},

@@ -282,6 +282,8 @@ def render_markdown(data):
                        "weight bits", "memory depth x width"], rows,
                       ["r", "l", "l", "l", "r", "r", "r", "r", "l"])
         out += ["", "The slowest layer (bold) sets the steady-state cycles per image.", ""]
+    if report.get("folding_notes"):
+        out += ["## Folding", ""] + [f"- {line}" for line in report["folding_notes"]] + [""]
 
     out += ["## Resources (Yosys estimate)", ""]
     if synthesis:
