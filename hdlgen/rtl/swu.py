@@ -70,23 +70,31 @@ class SlidingWindow(wiring.Component):
         by, bx = Signal(coord, init=-p), Signal(coord, init=-p)   # S*oy - P, S*ox - P
         iy, ix = Signal(coord), Signal(coord)
         m.d.comb += [iy.eq(by + ky), ix.eq(bx + kx)]
+        # Addresses by additions alone (no multiplier): row = base + iy*w, with ``base`` the
+        # first word of the bank being read, so a pixel is at row + ix. At the end of a window
+        # row it moves by a constant: to the next ky (+w), back to ky = 0 for the next ox
+        # (-(k-1)*w), or to the next oy's first row ((s-k+1)*w); at the end of an image to the
+        # other bank (rbank flips at the same edge).
+        rows = signed(((max(h, oh * s) + k + p + 1) * w + hw).bit_length() + 1)
+        row, row_step = Signal(rows, init=-p * w), Signal(rows)
+        m.d.comb += row_step.eq(Mux(ky != k - 1, w, Mux(ox != ow - 1, (1 - k) * w, (s + 1 - k) * w)))
         inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
         advance = ~self.o.valid | self.o.ready
         issue = advance & banks.can_read
         m.d.comb += [rport.en.eq(advance),
-                     rport.addr.eq(Mux(banks.rbank, hw, 0) + (iy * w + ix).as_unsigned()[:len(rport.addr)])]
+                     rport.addr.eq((row + ix).as_unsigned()[:len(rport.addr)])]
         pad_r = Signal()
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(issue), pad_r.eq(~inside)]
         with m.If(issue):
             with m.If(kx == k - 1):
-                m.d.sync += kx.eq(0)
+                m.d.sync += [kx.eq(0), row.eq(row + row_step)]
                 with m.If(ky == k - 1):
                     m.d.sync += ky.eq(0)
                     with m.If(ox == ow - 1):
                         m.d.sync += [ox.eq(0), bx.eq(-p)]
                         with m.If(oy == oh - 1):
-                            m.d.sync += [oy.eq(0), by.eq(-p)]
+                            m.d.sync += [oy.eq(0), by.eq(-p), row.eq(Mux(banks.rbank, 0, hw) - p * w)]
                             m.d.comb += banks.read_done.eq(1)
                         with m.Else():
                             m.d.sync += [oy.eq(oy + 1), by.eq(by + s)]
