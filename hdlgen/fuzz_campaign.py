@@ -119,7 +119,7 @@ def write_group(cases: list, rtl: Path) -> list:
     that routes the streams to the network named in ``fuzz_select.mem``; returns the sources."""
     from amaranth.back import verilog
 
-    from .rtl import ROM_VERILOG, write_mem_files
+    from .rtl import LIBRARY_FILE, LIBRARY_VERILOG, write_mem_files
 
     lanes = {c["design"].folding.in_lanes for c in cases}
     assert len(lanes) == 1, lanes
@@ -138,8 +138,8 @@ def write_group(cases: list, rtl: Path) -> list:
         for f in write_mem_files(mem, d.images):
             f.replace(rtl / f"n{i}_{f.name}")
         mem.rmdir()
-    (rtl / "hdlgen_rom.v").write_text(ROM_VERILOG)
-    sources.append(rtl / "hdlgen_rom.v")
+    (rtl / LIBRARY_FILE).write_text(LIBRARY_VERILOG)
+    sources.append(rtl / LIBRARY_FILE)
     n = len(cases)
     lines = [
         "module fuzz_group (",

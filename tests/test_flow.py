@@ -110,7 +110,7 @@ def test_build_writes_complete_project(board, tmp_path):
     out = tmp_path / board
     r = _hdlgen("build", "--board", board, "--out", str(out), "--no-synth")
     assert r.returncode == 0, r.stderr
-    for rel in (f"rtl/{CORE_NAME}.v", "rtl/hdlgen_rom.v", "rtl/fc0_weights.mem", "rtl/fc0_thresholds.mem",
+    for rel in (f"rtl/{CORE_NAME}.v", "rtl/hdlgen_lib.v", "rtl/fc0_weights.mem", "rtl/fc0_thresholds.mem",
                 "model/graph.json", "model/graph.npz", "model/folding.json", "report.json", "report.md"):
         assert (out / rel).is_file(), rel
     assert list(out.rglob("*.xdc")) and list(out.rglob("*.tcl"))

@@ -11,7 +11,7 @@ from amaranth.back import verilog
 from ..errors import HdlgenError
 from ..fold import Folding, Plan, auto_fold, check, plan as make_plan, predict
 from ..ir import Graph
-from ..rtl import ROM_VERILOG, Accelerator, pack_all, write_mem_files
+from ..rtl import LIBRARY_FILE, LIBRARY_VERILOG, Accelerator, pack_all, write_mem_files
 
 CORE_NAME = "hdlgen_accel"
 DEFAULT_TARGET_CYCLES = 1024
@@ -152,14 +152,15 @@ def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_m
 
 
 def write_core(design: Design, directory: Path) -> list:
-    """Write the accelerator core into ``directory``: ``hdlgen_accel.v``, ``hdlgen_rom.v`` and
-    the ``.mem`` files (read by bare name, so simulators and synthesis run in this folder).
+    """Write the accelerator core into ``directory``: ``hdlgen_accel.v``, ``hdlgen_lib.v`` (the ROM and
+    popcount modules it instantiates) and the ``.mem`` files (read by bare name, so simulators
+    and synthesis run in this folder).
     Returns the Verilog source paths."""
     directory.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(design.accelerator(True), name=CORE_NAME, emit_src=False)
     core = directory / f"{CORE_NAME}.v"
     core.write_text(text)
-    rom = directory / "hdlgen_rom.v"
-    rom.write_text(ROM_VERILOG)
+    rom = directory / LIBRARY_FILE
+    rom.write_text(LIBRARY_VERILOG)
     write_mem_files(directory, design.images)
     return [core, rom]

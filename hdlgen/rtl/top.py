@@ -96,8 +96,12 @@ class _Stream:
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, plan: Plan, folding: Folding, images: dict, external_memories: bool = True):
+    def __init__(self, plan: Plan, folding: Folding, images: dict, external_memories: bool = True,
+                 accumulator: str = "shared"):
+        """``accumulator``: the MVAUs' organisation, "shared" (one accumulator per PE, the
+        default) or "per-output" (one per output neuron; see :mod:`.mvau`)."""
         self.plan, self.folding, self.images, self.external = plan, folding, images, external_memories
+        self.accumulator = accumulator
         if plan.input_dtype.bits > 8:
             raise ValueError("input lanes are bytes: pixels of at most 8 bits")
         self.in_lanes = folding.in_lanes
@@ -115,7 +119,7 @@ class Accelerator(wiring.Component):
         x = ins[0]
         if isinstance(e, MVAU):
             f = self.folding[e.name]
-            c = MvauEngine(e, f, self.images[e.name], self.external)
+            c = MvauEngine(e, f, self.images[e.name], self.external, accumulator=self.accumulator)
             signed = (not e.threshold) and c.acc.dtype.signed
             return c, [c.i], _Stream(c.o, f.pe, c.out_bits, signed)
         if isinstance(e, SWU):
