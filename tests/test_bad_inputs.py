@@ -13,10 +13,10 @@ import pytest
 
 from hdlgen.fuzz import random_graph
 from hdlgen.ir import Graph, TensorType, uint
-from hdlgen.model import DEFAULT_MODEL, models_dir
+from hdlgen.model import models_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT = models_dir() / DEFAULT_MODEL / "checkpoint.pt"
+CHECKPOINT = models_dir() / "mlp-fashion" / "checkpoint.pt"
 
 
 def _ir(tmp, name="net.json", **kw):

@@ -12,17 +12,18 @@ import pytest
 
 from hdlgen.build.design import CORE_NAME, make_design, write_core
 from hdlgen.golden import classify, run
-from hdlgen.model import DEFAULT_MODEL, load_graph
+from hdlgen.model import load_graph
 from hdlgen.pack import pack_mvau, read_mem, write_mem
 
 pytestmark = pytest.mark.verilator
 
 N_IMAGES = 200
+MODEL = "mlp-fashion"   # the smallest shipped model: these tests check the flow, not the network
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    loaded = load_graph(DEFAULT_MODEL)
+    loaded = load_graph(MODEL)
     assert loaded.samples is not None and len(loaded.samples[0]) >= N_IMAGES
     return loaded
 
@@ -108,7 +109,7 @@ def _hdlgen(*args, cwd=None):
 @pytest.mark.parametrize("board", ["kc705", "zcu104"])
 def test_build_writes_complete_project(board, tmp_path):
     out = tmp_path / board
-    r = _hdlgen("build", "--board", board, "--out", str(out), "--no-synth")
+    r = _hdlgen("build", "--board", board, "--model", MODEL, "--out", str(out), "--no-synth")
     assert r.returncode == 0, r.stderr
     for rel in (f"rtl/{CORE_NAME}.v", "rtl/hdlgen_lib.v", "rtl/fc0_weights.mem", "rtl/fc0_thresholds.mem",
                 "model/graph.json", "model/graph.npz", "model/folding.json", "report.json", "report.md"):
@@ -122,10 +123,17 @@ def test_build_writes_complete_project(board, tmp_path):
     assert report["board"]["name"] == board
 
 
-def test_build_is_deterministic(tmp_path):
+@pytest.mark.parametrize("model", [MODEL, "resnet"])
+def test_build_is_deterministic(model, tmp_path):
+    if model == "resnet":   # a small residual network: forks, delay FIFOs, threshold selects
+        from hdlgen.fuzz import random_resnet
+        random_resnet(np.random.default_rng(5), shape=(8, 8, 3), widths=(4, 8), classes=3).save(tmp_path / "r")
+        model = str(tmp_path / "r.json")
     for d in ("a", "b"):
-        assert _hdlgen("build", "--board", "kc705", "--out", str(tmp_path / d), "--no-synth").returncode == 0
+        assert _hdlgen("build", "--board", "kc705", "--model", model, "--out", str(tmp_path / d),
+                       "--no-synth").returncode == 0
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files_a
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     assert files_a == files_b
     for rel in files_a:
@@ -177,6 +185,6 @@ def test_build_refuses_foreign_output_directory(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    r = _hdlgen("build", "--board", "kc705", "--out", str(out), "--no-synth")
+    r = _hdlgen("build", "--board", "kc705", "--model", MODEL, "--out", str(out), "--no-synth")
     assert r.returncode != 0 and "--force" in r.stderr
     assert (out / "thesis.tex").read_text() == "precious" and len(list(out.iterdir())) == 1

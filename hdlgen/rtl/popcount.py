@@ -16,8 +16,9 @@ from .arith import popcount
 POPCOUNT_MODULE = "hdlgen_popcount"
 
 POPCOUNT_VERILOG = """\
-// Number of set bits of IN: a balanced tree of adders over the bits (heap order: node k sums
-// nodes 2k and 2k+1; the leaves N..2N-1 are the bits, zero past WIDTH).
+// Number of set bits of IN: a balanced tree of adders over the bits. Level 0 holds the bits
+// (zero past WIDTH) as OUT-bit counts; level l holds N >> l counts, count k being the sum of
+// counts 2k and 2k+1 of level l-1; level L is the total.
 module hdlgen_popcount #(
     parameter integer WIDTH = 2,
     parameter integer OUT = 2
@@ -26,22 +27,24 @@ module hdlgen_popcount #(
     output wire [OUT-1:0]   count
 );
     /*verilator no_inline_module*/
-    localparam integer N = 1 << $clog2(WIDTH);
-    wire [OUT-1:0] node [1:2*N-1];
-    genvar k;
+    localparam integer L = $clog2(WIDTH);
+    localparam integer N = 1 << L;
+    genvar l, k;
     generate
-        for (k = 0; k < N; k = k + 1) begin : leaf
-            if (k < WIDTH) begin : bit_k
-                assign node[N + k] = {{(OUT-1){1'b0}}, in[k]};
-            end else begin : zero_k
-                assign node[N + k] = {OUT{1'b0}};
+        for (l = 0; l <= L; l = l + 1) begin : level
+            wire [OUT*(N >> l)-1:0] s;
+            for (k = 0; k < (N >> l); k = k + 1) begin : node
+                if (l > 0) begin : sum
+                    assign s[OUT*k +: OUT] = level[l-1].s[OUT*(2*k) +: OUT] + level[l-1].s[OUT*(2*k+1) +: OUT];
+                end else if (k < WIDTH) begin : bit_k
+                    assign s[OUT*k +: OUT] = {{(OUT-1){1'b0}}, in[k]};
+                end else begin : zero_k
+                    assign s[OUT*k +: OUT] = {OUT{1'b0}};
+                end
             end
         end
-        for (k = 1; k < N; k = k + 1) begin : sum
-            assign node[k] = node[2 * k] + node[2 * k + 1];
-        end
     endgenerate
-    assign count = node[1];
+    assign count = level[L].s[OUT-1:0];
 endmodule
 """
 
