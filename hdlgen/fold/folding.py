@@ -275,7 +275,7 @@ def _timeline(plan: Plan, folding: Folding) -> dict:
             else:           # ping-pong buffer: folds start once the whole vector is in
                 start = last + 1
                 first, last = start + sf - 1 + MVAU_DEPTH, start + nf * sf - 1 + MVAU_DEPTH
-        elif isinstance(e, Delay):
+        elif isinstance(e, (Delay, Decimate)):   # a decimator keeps its pixels in a row FIFO
             first, last = first + DELAY_DEPTH, last + DELAY_DEPTH
         elif isinstance(e, SelectThreshold):
             first, last = max(first, ins[1][0]) + 1, max(last, ins[1][1]) + 1

@@ -1,5 +1,5 @@
 """Engines of residual networks: stream fork, delay FIFO, threshold select, global pooling,
-and the decimator in front of a strided 1x1 convolution.
+and the decimator (with its row FIFO) in front of a strided 1x1 convolution.
 
 Every engine moves at most one beat per cycle on each port and follows the stream rules of
 ``amaranth.lib.stream``: a beat moves when ``valid`` and ``ready`` are both high.
@@ -144,21 +144,29 @@ class GlobalSumUnit(wiring.Component):
 
 class Decimator(wiring.Component):
     """Passes pixel (S*y, S*x) of an h x w image for y < out_h, x < out_w and drops the others;
-    one pixel per beat, combinational (no latency)."""
+    one pixel per beat.
+
+    The kept pixels come in bursts (every S-th pixel of every S-th row) while the convolution
+    after it takes them at an even pace, so they wait in a FIFO of ``out_w + 2`` pixels: one
+    output row, enough that the decimator never holds up the stream it reads (a fork shared
+    with the main branch of a residual block) and the kept pixels leave two cycles later."""
 
     def __init__(self, h: int, w: int, width: int, stride: int, out_h: int, out_w: int):
         self.h, self.w, self.stride, self.out_h, self.out_w = h, w, stride, out_h, out_w
+        self.width = width
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     def elaborate(self, platform):
         m = Module()
         s = self.stride
+        m.submodules.fifo = q = DelayFifo(self.width, self.out_w + 2)
         x, y = Signal(range(max(2, self.w))), Signal(range(max(2, self.h)))
         xs, ys = Signal(range(max(2, s))), Signal(range(max(2, s)))      # x mod S, y mod S
         ox, oy = Signal(range(self.w + 1)), Signal(range(self.h + 1))    # x // S, y // S
         keep = (xs == 0) & (ys == 0) & (ox < self.out_w) & (oy < self.out_h)
-        m.d.comb += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid & keep),
-                     self.i.ready.eq(~keep | self.o.ready)]
+        m.d.comb += [q.i.payload.eq(self.i.payload), q.i.valid.eq(self.i.valid & keep),
+                     self.i.ready.eq(~keep | q.i.ready)]
+        wiring.connect(m, q.o, wiring.flipped(self.o))
         with m.If(self.i.valid & self.i.ready):
             with m.If(x == self.w - 1):
                 m.d.sync += [x.eq(0), xs.eq(0), ox.eq(0)]
