@@ -132,5 +132,5 @@ def test_plan_rejects_conv_without_threshold():
     g.add("flat", "flatten", "cv")
     g.add("fc", "dense", "flat", {}, {"weight": np.ones((3, 8), np.int8)})
     g.add("cls", "argmax", "fc")
-    with pytest.raises(HdlgenError, match="convolution 'cv' must be followed by a threshold"):
+    with pytest.raises(HdlgenError, match=r"node 'cv' \(conv2d\) must be followed by a threshold"):
         plan(g)
