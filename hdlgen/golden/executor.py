@@ -23,6 +23,15 @@ def kernel(name):
     return register
 
 
+def _matmul(x, w):
+    """Exact integer ``x @ w`` (int64 result). Through float64 (BLAS, many times faster) when
+    no partial sum can reach 2**53, where float64 holds every integer exactly; else int64."""
+    bound = x.shape[-1] * max(1, int(np.abs(x).max(initial=0))) * max(1, int(np.abs(w).max(initial=0)))
+    if bound < 2 ** 53:
+        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    return x @ w
+
+
 @kernel("flatten")
 def _flatten(node, x):
     return x.reshape(x.shape[0], -1)
@@ -30,8 +39,8 @@ def _flatten(node, x):
 
 @kernel("dense")
 def _dense(node, x):
-    # int64 matmul is exact: |acc| < 2**62 for every width the IR allows.
-    return x @ node.params["weight"].astype(np.int64).T
+    # exact: |acc| < 2**62 for every width the IR allows (see _matmul)
+    return _matmul(x, node.params["weight"].astype(np.int64).T)
 
 
 @kernel("threshold")
@@ -70,7 +79,7 @@ def _conv2d(node, x, in_dtype):
         x = xp
     win = _windows(x, k, s)
     b, oh, ow = win.shape[:3]
-    return (win.reshape(b * oh * ow, -1) @ w.reshape(w.shape[0], -1).T).reshape(b, oh, ow, w.shape[0])
+    return _matmul(win.reshape(b * oh * ow, -1), w.reshape(w.shape[0], -1).T).reshape(b, oh, ow, w.shape[0])
 
 
 @kernel("maxpool")
