@@ -7,6 +7,10 @@ average pooling -> fully connected layer. 1 + 12 convolutions + 1 FC = 14 layers
 A basic block: ``h = act(bn1(conv1(x)))``, ``out = act(bn2(conv2(h)) + shortcut(x))``, with the
 identity as shortcut inside a stage and ``bn(conv1x1 stride 2)`` at a stage's start.
 
+Evaluation: ``model.eval()`` runs the float computation (BatchNorm on running statistics);
+for the binarized network ``with model.float_mode(False)`` (or ``model.integer_forward``)
+runs the integer computation of the exported IR instead, exactly (integer class scores).
+
 ``binary=True`` keeps the same parameter names and shapes but uses +-1 weights in every
 convolution and the FC layer, sign activations (ReLU in float), -1 padding for +-1 inputs (0
 for the pixels of the stem), and a sign after the projection shortcut's BatchNorm, so every
@@ -25,6 +29,7 @@ from torch import nn
 
 from hdlgen.errors import HdlgenError
 from hdlgen.nn.compress import SignConv2d, SignFC, SignActivation
+from hdlgen.nn.export_resnet import integer_forward
 
 DEFAULTS = {
     "input_shape": [32, 32, 3],
@@ -90,15 +95,28 @@ class ResNet14(nn.Module):
         self.fc = SignFC(widths[-1], classes) if binary else nn.Linear(widths[-1], classes, bias=False)
 
     def forward(self, x):
+        if self.binary and not self.training and not self.float_reference:
+            return integer_forward(self, x)
         x = x.permute(0, 3, 1, 2).to(self.stem.weight.dtype) / 255
         x = self.stem_act(self.stem_bn(self.stem(x)))
         x = self.stages(x)
         return self.fc(self.pool(x).flatten(1))
 
+    def integer_forward(self, x, keep: bool = False):
+        """The exported IR's integer computation (binarized network only): class scores, or
+        with ``keep`` every IR tensor by node name (see :mod:`hdlgen.nn.export_resnet`)."""
+        return integer_forward(self, x, keep=keep)
+
     @contextlib.contextmanager
     def float_mode(self, enabled: bool = True):
-        """Evaluation is the float computation (the integer path needs the IR's residual ops)."""
-        yield self
+        """Within the block, evaluation (``eval()``) is the float computation (``enabled``) or,
+        for the binarized network, the integer one of the IR. Outside it is the float one."""
+        before = self.float_reference
+        self.float_reference = bool(enabled)
+        try:
+            yield self
+        finally:
+            self.float_reference = before
 
     @torch.no_grad()
     def clip_weights(self, bound: float = 1.0):

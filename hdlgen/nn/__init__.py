@@ -1,5 +1,7 @@
 """PyTorch side: binarized layers, recipes, datasets, training, checkpoints and export to the IR.
 
-Modules: ``layers`` (building blocks), ``export`` (model -> IR graph), ``checkpoint``,
-``recipes`` (``models/<name>.py``), ``data``, ``train`` and ``evaluate``.
+Modules: ``layers`` (building blocks), ``export`` (model -> IR graph), ``export_resnet``
+(binarized residual networks -> IR graph, and their PyTorch integer path), ``checkpoint``,
+``recipes`` (``models/<name>.py``), ``data``, ``train``, ``evaluate``, ``prune`` and
+``compress``.
 """

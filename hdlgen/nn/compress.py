@@ -195,13 +195,26 @@ def _train(model, train, settings, epochs, lr, aug, device, log, seed):
                         seed=seed, device=device, aug=aug, log=log, log_every=0)
 
 
-def _accuracy(model, test, device):
+def _accuracy(model, test, device, float_reference=True):
     from .train import accuracy
 
     model.to(device)
-    acc = accuracy(model, test[0], test[1], float_reference=True, device=device)
+    acc = accuracy(model, test[0], test[1], float_reference=float_reference, device=device)
     model.to("cpu")
     return acc
+
+
+def _integer_figures(model, test, device) -> dict:
+    """For a binarized model that exports to the IR: the accuracy of its integer path (the
+    IR's arithmetic, bit-exact with the golden model) and the weight bits of its IR graph."""
+    from .export import export
+
+    try:
+        graph = export(model, "compressed")
+    except HdlgenError:
+        return {}
+    return {"accuracy_integer": _accuracy(model, test, device, float_reference=False),
+            "ir_weight_bits": graph.weight_bits()}
 
 
 def compress(build, pruned_config, config: dict, train, test, settings: CompressSettings, *,
@@ -237,7 +250,12 @@ def compress(build, pruned_config, config: dict, train, test, settings: Compress
              "macs_reduction": 1 - ops["macs"] / ref["macs"], "config": cfg}
         if report is not None:
             r["pruning"] = report
+        if tag.startswith("binary"):
+            r.update(_integer_figures(model, test, device))
         rows.append(r)
+        if "accuracy_integer" in r:
+            log(f"{tag}: integer (IR) accuracy {100 * r['accuracy_integer']:.2f}%, "
+                f"{r['ir_weight_bits'] / 1e6:.3f} Mb of IR weights")
         log(f"{tag}: accuracy {100 * acc:.2f}%, {ops['weight_mb']:.3f} Mb of weights "
             f"({r['compression']:.1f}x), {ops['macs'] / 1e6:.2f} M MACs "
             f"({100 * r['macs_reduction']:.1f}% fewer), {ops['bops'] / 1e6:.2f} M binary ops")
@@ -282,12 +300,18 @@ def results_markdown(result: dict, title: str = "Compression results") -> str:
              "Weight bits: 1 per binary weight, 32 per float weight (BatchNorm not counted; it folds "
              "into thresholds). FLOPs: multiply-accumulates with a multi-bit operand; BOPs: "
              "+-1 x +-1 multiply-accumulates (XNOR-popcount).", "",
-             "| model | rate | method | accuracy | weights (Mb) | compression | params | MACs (M) | "
+             "Accuracy: the float computation; integer: the exported IR's integer arithmetic "
+             "(binarized models).", "",
+             "| model | rate | method | accuracy | integer | weights (Mb) | compression | params | MACs (M) | "
              "FLOPs (M) | BOPs (M) | MACs vs unpruned |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(v):
+        return "n/a" if v is None or v != v else f"{100 * v:.2f}%"
+
     for r in result["rows"]:
-        acc = "n/a" if r["accuracy"] != r["accuracy"] else f"{100 * r['accuracy']:.2f}%"
-        lines.append(f"| {r['model']} | {r['rate']:g} | {r['method']} | {acc} | {r['weight_mb']:.3f} | "
+        acc, integer = pct(r["accuracy"]), pct(r.get("accuracy_integer"))
+        lines.append(f"| {r['model']} | {r['rate']:g} | {r['method']} | {acc} | {integer} | {r['weight_mb']:.3f} | "
                      f"{r['compression']:.1f}x | {r['params']} | {r['macs'] / 1e6:.2f} | "
                      f"{r['flops'] / 1e6:.2f} | {r['bops'] / 1e6:.2f} | -{100 * r['macs_reduction']:.1f}% |")
     return "\n".join(lines) + "\n"

@@ -4,8 +4,10 @@ path and golden IR, and the number of images where golden and PyTorch disagree (
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -51,23 +53,33 @@ def predict(model, x, *, float_reference: bool = False, batch: int = 1000, devic
     return np.argmax(s, axis=1).astype(np.int64) if len(s) else np.zeros(0, np.int64)
 
 
-def evaluate(model, graph, x, y, *, batch: int = 1000, device="cpu", progress=None) -> dict:
-    """Compare float, PyTorch integer and golden IR classification of ``x`` against ``y``."""
+def evaluate(model, graph, x, y, *, batch: int = 1000, device="cpu", progress=None, jobs: int = 1) -> dict:
+    """Compare float, PyTorch integer and golden IR classification of ``x`` against ``y``.
+
+    The golden model (NumPy integer arithmetic, the slow part) runs in ``jobs`` threads, one
+    batch each, while the PyTorch paths run in the calling thread."""
     n = len(x)
     correct = {"float": 0, "integer": 0, "golden": 0}
     mismatches = 0
     start = time.monotonic()
-    for i in range(0, n, batch):
-        xb, yb = x[i:i + batch], y[i:i + batch]
-        pf = predict(model, xb, float_reference=True, batch=batch, device=device)
-        pi = predict(model, xb, batch=batch, device=device)
-        pg = classify(graph, xb)
-        correct["float"] += int((pf == yb).sum())
-        correct["integer"] += int((pi == yb).sum())
-        correct["golden"] += int((pg == yb).sum())
-        mismatches += int((pg != pi).sum())
-        if progress:
-            progress(min(i + batch, n), n, time.monotonic() - start)
+    starts = list(range(0, n, batch))
+    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
+        golden = [pool.submit(classify, graph, x[i:i + batch]) for i in starts]
+        try:
+            for i, pending in zip(starts, golden):
+                xb, yb = x[i:i + batch], y[i:i + batch]
+                pf = predict(model, xb, float_reference=True, batch=batch, device=device)
+                pi = predict(model, xb, batch=batch, device=device)
+                pg = pending.result()
+                correct["float"] += int((pf == yb).sum())
+                correct["integer"] += int((pi == yb).sum())
+                correct["golden"] += int((pg == yb).sum())
+                mismatches += int((pg != pi).sum())
+                if progress:
+                    progress(min(i + batch, n), n, time.monotonic() - start)
+        finally:
+            for pending in golden:
+                pending.cancel()
     acc = {k: (v / n if n else float("nan")) for k, v in correct.items()}
     return {"count": n, "accuracy": acc, "correct": correct, "mismatches": mismatches}
 
@@ -84,6 +96,8 @@ def add_eval_arguments(p):
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="cpu", help="cpu or cuda (PyTorch paths only)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="threads running the golden model (default: the CPU count, at most 8)")
     return p
 
 
@@ -96,6 +110,10 @@ def cli_eval(args) -> int:
     batch = int(getattr(args, "batch_size", None) or 1000)
     if batch < 1:
         raise HdlgenError(f"--batch-size must be positive, not {batch}")
+    jobs = getattr(args, "jobs", None)
+    jobs = min(8, os.cpu_count() or 1) if jobs is None else jobs
+    if jobs < 1:
+        raise HdlgenError(f"--jobs must be positive, not {jobs}")
     path = resolve_model(args.model)
     if path.suffix != ".pt":
         raise HdlgenError(f"eval needs a checkpoint (.pt) to compare the PyTorch paths, not {path}")
@@ -118,9 +136,10 @@ def cli_eval(args) -> int:
         if total > batch:
             print(f"eval {name}: {done}/{total} images ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    result = evaluate(model, graph, x, y, batch=batch, device=device, progress=progress)
+    t0 = time.monotonic()
+    result = evaluate(model, graph, x, y, batch=batch, device=device, progress=progress, jobs=jobs)
     result.update({"model": name, "checkpoint": str(path), "dataset": dataset,
-                   "weight_bits": weight_bits(graph)})
+                   "weight_bits": weight_bits(graph), "seconds": round(time.monotonic() - t0, 1)})
     acc = result["accuracy"]
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -132,6 +151,7 @@ def cli_eval(args) -> int:
         print(f"integer accuracy {100 * acc['integer']:.2f}%  (PyTorch integer path)")
         print(f"golden accuracy  {100 * acc['golden']:.2f}%  (integer IR, golden model)")
         print(f"golden/PyTorch class mismatches: {result['mismatches']}")
+        print(f"time             {result['seconds']:.1f} s")
     if result["mismatches"]:
         print(f"error: golden IR and PyTorch integer path disagree on {result['mismatches']} images",
               file=sys.stderr)

@@ -11,6 +11,9 @@ activated layers, a ``threshold`` node ``act<i>`` with a bipolar output. The out
 BatchNorm + sign folds into one integer threshold per channel by
 :func:`~hdlgen.nn.layers.bn_sign_thresholds`, the same function the PyTorch integer path
 uses; a channel with a negative BatchNorm scale has its weight row (or filter) negated.
+
+Binarized residual networks (the ``resnet14`` recipe) are exported by
+:mod:`hdlgen.nn.export_resnet`; :func:`export` and :func:`export_checkpoint` dispatch to it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def _layer_sequence(model):
         root, prefix = model, ""
     else:
         raise HdlgenError(f"cannot export a {type(model).__name__}: the model must be a BinaryNet "
-                          "(hdlgen.nn.layers) or an nn.Sequential of its layers")
+                          "(hdlgen.nn.layers), an nn.Sequential of its layers or a binarized "
+                          "resnet (models/resnet14.py with binary=True)")
     out = []
 
     def walk(seq, path):
@@ -58,8 +62,13 @@ def _unsupported(path, m):
 
 
 def export(model, name: str, meta: dict | None = None) -> Graph:
-    """Build the IR graph of ``model`` (a BinaryNet). ``meta`` (JSON-serializable) goes into
-    ``graph.meta`` together with the input scaling and a description of the layers."""
+    """Build the IR graph of ``model`` (a BinaryNet, or a binarized residual network, which
+    :func:`~hdlgen.nn.export_resnet.export_resnet` exports). ``meta`` (JSON-serializable) goes
+    into ``graph.meta`` together with the input scaling and a description of the layers."""
+    from .export_resnet import export_resnet, is_resnet
+
+    if is_resnet(model):
+        return export_resnet(model, name, meta)
     layers = _layer_sequence(model)
     if not layers:
         raise HdlgenError("cannot export an empty model")

@@ -281,13 +281,27 @@ def _cli_train(args, out: Path, device, log) -> int:
 
     model.to("cpu").eval()
     final = meta(args.epochs)
-    final["accuracy"]["golden"] = _golden_accuracy(model, name, final, test_x, test_y)
+    if has_integer_form(model):
+        final["accuracy"]["golden"] = _golden_accuracy(model, name, final, test_x, test_y)
+    else:
+        final["accuracy"]["golden"] = None
+        log("note: a float network has no integer IR (build the recipe with binary=True); "
+            "golden accuracy not measured")
     save_checkpoint(make_checkpoint(model, args.recipe, config, final), out)
     acc = final["accuracy"]
+    golden = "n/a" if acc["golden"] is None else f"{100 * acc['golden']:.2f}%"
     log(f"final test accuracy on {len(test_x)} images: float {100 * acc['float']:.2f}%, "
-        f"integer {100 * acc['integer']:.2f}%, golden IR {100 * acc['golden']:.2f}%")
+        f"integer {100 * acc['integer']:.2f}%, golden IR {golden}")
     log(f"saved {out} ({out.stat().st_size} bytes, {final['train_seconds']:.0f} s of training)")
     return 0
+
+
+def has_integer_form(model) -> bool:
+    """False for float networks (a residual recipe built with binary=False), which the IR
+    cannot hold; every other trainable recipe is binarized."""
+    from .export_resnet import is_resnet
+
+    return not is_resnet(model) or bool(getattr(model, "binary", False))
 
 
 def _golden_accuracy(model, name, meta, x, y) -> float:
