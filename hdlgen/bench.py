@@ -25,7 +25,7 @@ BOARDS = ("kc705", "zcu104")
 
 
 def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards,
-              stall_images: int | None = None, accumulators: bool = True) -> dict:
+              stall_images: int | None = None, accumulators: bool = True, accumulator_layers=None) -> dict:
     import boards as board_registry
     from .sim.runner import build_model
 
@@ -86,8 +86,8 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
     if accumulators and boards:
         from .build.accumulators import compare_accumulators, render_markdown
         flow.log("bench: accumulator comparison (each MVAU synthesized shared and per-output)")
-        comp = compare_accumulators(design, board_registry.get(boards[0]), workdir=out / "accumulators",
-                                    progress=flow.log)
+        comp = compare_accumulators(design, board_registry.get(boards[0]), layers=accumulator_layers,
+                                    workdir=out / "accumulators", progress=flow.log)
         result["accumulators"] = {"board": boards[0], "json": comp.to_json(), "markdown": render_markdown(comp)}
     return result
 
@@ -144,12 +144,15 @@ def main(argv=None) -> int:
     ap.add_argument("--stall-images", type=int, default=None,
                     help="images of the run with random stalls (default: all)")
     ap.add_argument("--no-accumulators", action="store_true", help="skip the accumulator comparison")
+    ap.add_argument("--accumulator-layers", default=None, metavar="A,B,...",
+                    help="compare the accumulator organisations on these MVAU layers only (default: all)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         r = run_bench(args.model, out, args.images, args.data, args.clock_mhz,
-                      [b for b in args.boards.split(",") if b], args.stall_images, not args.no_accumulators)
+                      [b for b in args.boards.split(",") if b], args.stall_images, not args.no_accumulators,
+                      args.accumulator_layers.split(",") if args.accumulator_layers else None)
     except HdlgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import HdlgenError
 
-DEFAULT_MODEL = "mlp-fashion"
+DEFAULT_MODEL = "resnet14-cifar10"
 
 
 def models_dir() -> Path:
