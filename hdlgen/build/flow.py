@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import HdlgenError
 from ..fold import Folding
 from ..golden import classify
-from ..model import LoadedModel, load_graph, shipped_models
+from ..model import DEFAULT_MODEL, LoadedModel, load_graph, shipped_models
 from .design import CORE_NAME, Design, make_design, write_core
 
 MARKER = ".hdlgen-build"
@@ -102,7 +102,8 @@ def cli_models(args) -> int:
             first = lines[0] if lines else ""
             if first.startswith(f"{name}:"):
                 first = first[len(name) + 1:].strip()
-        print(f"{name:<20} {first}")
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name + mark:<30} {first}")
     return 0
 
 
