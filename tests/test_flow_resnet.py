@@ -36,7 +36,7 @@ def verilated(network, tmp_path_factory):
     work = tmp_path_factory.mktemp("flow_resnet")
     design = make_design(graph, graph.name, board=boards.get("kc705"))
     sources = write_core(design, work / "rtl")
-    return design, work / "rtl", build_model(sources, CORE_NAME, work / "verilator", progress=False, quick=True)
+    return design, work / "rtl", build_model(sources, CORE_NAME, work / "verilator", progress=False)
 
 
 def test_design_is_the_residual_dataflow(verilated):
