@@ -43,6 +43,16 @@ def run_stream(dut, inp, out, beats, n_out, rng, stall_in=0.3, stall_out=0.3, ma
     return got, state["cycles"]
 
 
+def run_testbench(dut, tb):
+    """Simulate ``dut`` with the testbench coroutine ``tb(ctx)`` on a 100 MHz clock."""
+    top = Module()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+
+
 def lanes_to_beats(values, lanes, bits):
     """Flat element values -> beat integers of ``lanes`` elements, element 0 lowest."""
     mask = (1 << bits) - 1

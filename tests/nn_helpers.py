@@ -1,6 +1,17 @@
 """Shared helpers of the PyTorch-side tests."""
 
 import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Torch on one thread (imported by a test module, applies to each of its tests)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def random_images(n, shape, seed):

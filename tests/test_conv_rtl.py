@@ -11,7 +11,7 @@ from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.pool import MaxPoolUnit, WindowReduce
 from hdlgen.rtl.swu import SlidingWindow
 
-from amaranth_tb import lanes_to_beats, run_stream
+from amaranth_tb import lanes_to_beats, run_stream, run_testbench
 
 
 def windows_reference(img, k, stride, pad, pad_code):
@@ -108,8 +108,6 @@ def test_cnn_accelerator_matches_golden(seed):
 
 def _timed(dut, beats, n_out, max_cycles=40000):
     """Stream without stalls; the cycle of every output beat (first input beat at cycle 0)."""
-    from amaranth.hdl import Module
-    from amaranth.sim import Simulator
     got, times = [], []
 
     async def tb(ctx):
@@ -128,12 +126,7 @@ def _timed(dut, beats, n_out, max_cycles=40000):
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbench(dut, tb)
     return got, times
 
 

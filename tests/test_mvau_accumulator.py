@@ -4,8 +4,6 @@ simulator against NumPy, against each other, and measured by Yosys."""
 import numpy as np
 import pytest
 
-from amaranth.hdl import Module
-from amaranth.sim import Simulator
 
 from hdlgen.fold import Folding, LayerFold, check, plan, predict
 from hdlgen.fold.plan import MVAU
@@ -16,7 +14,8 @@ from hdlgen.pack import hw_accumulator, pack_mvau, split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.mvau import LATENCY, MvauEngine
 
-from amaranth_tb import lanes_to_beats, run_stream
+from amaranth_tb import lanes_to_beats, run_stream, run_testbench
+from test_conv_rtl import _timed
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -149,12 +148,7 @@ def _timed_engine(dut, beats, n_out):
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbench(dut, tb)
     return times
 
 
@@ -205,37 +199,9 @@ def test_cnn_accelerator_with_per_output_engines():
     x = random_images(rng, g, 4)
     dut = Accelerator(p, fo, pack_all(g, p, fo), external_memories=False, accumulator="per-output")
     beats = lanes_to_beats(x.reshape(len(x), -1).ravel(), fo.in_lanes, 8)
-    got, times = _timed_accelerator(dut, beats, len(x))
+    got, times = _timed(dut, beats, len(x))
     assert got == run(g, x)["cls"][:, 0].tolist()
     assert np.diff(times).tolist() == [pred["cycles_per_image"]] * (len(x) - 1)
-
-
-def _timed_accelerator(dut, beats, n_out):
-    got, times = [], []
-
-    async def tb(ctx):
-        i = cycle = 0
-        ctx.set(dut.m_axis_tready, 1)
-        while len(got) < n_out and cycle < 40000:
-            ctx.set(dut.s_axis_tvalid, int(i < len(beats)))
-            if i < len(beats):
-                ctx.set(dut.s_axis_tdata, beats[i])
-            await ctx.delay(1e-9)
-            if ctx.get(dut.s_axis_tvalid) and ctx.get(dut.s_axis_tready):
-                i += 1
-            if ctx.get(dut.m_axis_tvalid):
-                got.append(ctx.get(dut.m_axis_tdata))
-                times.append(cycle)
-            await ctx.tick()
-            cycle += 1
-
-    top = Module()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    return got, times
 
 
 @pytest.mark.synth

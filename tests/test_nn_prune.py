@@ -16,14 +16,7 @@ from hdlgen.nn.compress import (CompressSettings, SignActivation, SignConv2d, Si
 from hdlgen.nn.prune import (channel_groups, consumer_samples, count_ops, prune, prune_channels, select,
                              thinet_order)
 from hdlgen.nn.recipes import load_recipe
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from nn_helpers import one_thread  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,7 @@ from hdlgen.nn.evaluate import add_eval_arguments, cli_eval, predict
 from hdlgen.nn.export import export, export_checkpoint
 from hdlgen.nn.prune import prune
 from hdlgen.nn.recipes import load_recipe
-from nn_helpers import random_images
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from nn_helpers import one_thread, random_images  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")

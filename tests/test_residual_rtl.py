@@ -13,14 +13,12 @@ from hdlgen.pack import join_words, split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.residual import DelayFifo, Decimator, Fork, GlobalSumUnit, SelectThresholdUnit
 
-from amaranth_tb import lanes_to_beats, run_stream
+from amaranth_tb import lanes_to_beats, run_stream, run_testbench
 from test_conv_rtl import _accelerator_run, _timed
 
 
 def _stream_two(dut, a_beats, b_beats, n_out, rng, stall=0.3, max_cycles=5000):
     """Drive two input streams (``i`` and ``sel``) and collect ``o``."""
-    from amaranth.hdl import Module
-    from amaranth.sim import Simulator
     got = []
 
     async def tb(ctx):
@@ -40,18 +38,11 @@ def _stream_two(dut, a_beats, b_beats, n_out, rng, stall=0.3, max_cycles=5000):
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbench(dut, tb)
     return got
 
 
 def test_fork_copies_every_beat_under_independent_stalls():
-    from amaranth.hdl import Module
-    from amaranth.sim import Simulator
     rng = np.random.default_rng(0)
     dut = Fork(8, 3)
     beats = rng.integers(0, 256, 200).tolist()
@@ -75,12 +66,7 @@ def test_fork_copies_every_beat_under_independent_stalls():
             await ctx.tick()
             cycle += 1
 
-    top = Module()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
+    run_testbench(dut, tb)
     assert got == [beats] * 3
 
 

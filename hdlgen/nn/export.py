@@ -61,6 +61,19 @@ def _unsupported(path, m):
                        f"supported layers are {names}")
 
 
+def new_graph(name: str, shape, meta: dict | None) -> Graph:
+    """An empty graph reading ``image`` (uint8 pixels of ``shape``, HWC), with ``meta`` (which
+    must be JSON-serializable) plus the input scaling and layout."""
+    meta = dict(meta or {})
+    meta.setdefault("input_scaling", f"float model input = uint8 pixel / {PIXEL_SCALE}")
+    meta.setdefault("input_layout", "NHWC")
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as e:
+        raise HdlgenError(f"export metadata of {name!r} is not JSON-serializable: {e}") from None
+    return Graph(name, INPUT_NAME, TensorType(tuple(shape), PIXEL), meta)
+
+
 def export(model, name: str, meta: dict | None = None) -> Graph:
     """Build the IR graph of ``model`` (a BinaryNet, or a binarized residual network, which
     :func:`~hdlgen.nn.export_resnet.export_resnet` exports). ``meta`` (JSON-serializable) goes
@@ -77,15 +90,7 @@ def export(model, name: str, meta: dict | None = None) -> Graph:
         if not isinstance(first, SUPPORTED):
             raise _unsupported(path0, first)
         raise HdlgenError(f"module {path0!r} ({type(first).__name__}): the model must start with InputQuant")
-    meta = dict(meta or {})
-    meta.setdefault("input_scaling", f"float model input = uint8 pixel / {PIXEL_SCALE}")
-    meta.setdefault("input_layout", "NHWC")
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as e:
-        raise HdlgenError(f"export metadata of {name!r} is not JSON-serializable: {e}") from None
-
-    g = Graph(name, INPUT_NAME, TensorType(first.shape, PIXEL), meta)
+    g = new_graph(name, first.shape, meta)
     tensor, index, described = INPUT_NAME, 0, []
     n_conv = n_pool = 0
     finished = False

@@ -26,7 +26,6 @@ argmax.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HdlgenError
-from ..ir import BIPOLAR, Graph, TensorType, accumulator
+from ..ir import BIPOLAR, Graph, accumulator
 from .compress import SignActivation, SignConv2d, SignFC, residual_sign_thresholds
 from .layers import PIXEL, PIXEL_SCALE, bn_sign_thresholds
 
@@ -216,15 +215,10 @@ def _threshold(g: Graph, name: str, tensor: str, c: IntConv) -> str:
 
 def export_resnet(model, name: str, meta: dict | None = None) -> Graph:
     """The IR graph of a binarized resnet (see the module docstring for its nodes)."""
+    from .export import new_graph
+
     layers = integer_layers(model)
-    meta = dict(meta or {})
-    meta.setdefault("input_scaling", f"float model input = uint8 pixel / {PIXEL_SCALE}")
-    meta.setdefault("input_layout", "NHWC")
-    try:
-        json.dumps(meta)
-    except (TypeError, ValueError) as e:
-        raise HdlgenError(f"export metadata of {name!r} is not JSON-serializable: {e}") from None
-    g = Graph(name, INPUT_NAME, TensorType(layers["input_shape"], PIXEL), meta)
+    g = new_graph(name, layers["input_shape"], meta)
     stem = layers["stem"]
     x = _threshold(g, "stem_act", _add_conv(g, INPUT_NAME, stem), stem)
     described = [_describe(stem, "stem_act")]
