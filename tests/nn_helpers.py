@@ -26,3 +26,17 @@ def random_images(n, shape, seed):
 
 def int64(t):
     return t.detach().cpu().numpy().astype(np.int64)
+
+
+def integer_and_float(net, x, outputs):
+    """``outputs(net, batch)`` of the integer path and of the float path (``net.float_mode()``)
+    after five training-mode passes over ``x`` have moved the BatchNorm statistics."""
+    batch = torch.from_numpy(x)
+    net.train()
+    for _ in range(5):
+        net(batch)
+    net.eval()
+    ints = outputs(net, batch)
+    with net.float_mode():
+        floats = outputs(net, batch)
+    return ints, floats

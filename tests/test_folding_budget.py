@@ -12,8 +12,8 @@ import boards
 from hdlgen.build.design import make_design
 from hdlgen.errors import HdlgenError
 from hdlgen.fold import auto_fold, plan, predict
-from hdlgen.fold.folding import stages
-from hdlgen.fold.resources import bram36, budget, estimate, fastest_fit, floor_cycles
+from hdlgen.fold.folding import fixed_stage, stages
+from hdlgen.fold.resources import bram36, budget, estimate, fastest_fit
 from hdlgen.fuzz import random_resnet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def test_fastest_fit_is_the_fastest_within_the_budget(resnet14):
     fo, est = fastest_fit(resnet14, bud)
     assert est.fits(bud)
     cycles = predict(resnet14, fo)["cycles_per_image"]
-    assert cycles >= floor_cycles(resnet14)
+    assert cycles >= fixed_stage(resnet14)[1]
     # every automatic folding that is faster does not fit
     faster = auto_fold(resnet14, cycles - 1)
     if max(s.cycles for s in stages(resnet14, faster)) < cycles:

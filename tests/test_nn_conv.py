@@ -15,7 +15,7 @@ from hdlgen.nn.export import export
 from hdlgen.nn.layers import (BinaryConv2d, BinaryDense, BinaryNet, Flatten, InputQuant, MaxPool,
                               bn_sign_thresholds)
 from hdlgen.nn.recipes import build_model
-from nn_helpers import int64, random_images
+from nn_helpers import int64, integer_and_float, random_images
 
 
 def small_cnn(shape=(9, 8, 3), seed=0, pad_values=(1, -1), first_pad=1, stride=2, classes=5):
@@ -199,13 +199,7 @@ def test_flatten_order_is_channels_last():
 def test_float_reference_agrees_with_integer_path():
     net = small_cnn(seed=5)
     x = random_images(64, (9, 8, 3), 5)
-    net.train()
-    for _ in range(5):
-        net(torch.from_numpy(x))
-    net.eval()
-    ints = net.hidden_outputs(torch.from_numpy(x))
-    with net.float_mode():
-        floats = net.hidden_outputs(torch.from_numpy(x))
+    ints, floats = integer_and_float(net, x, lambda n, b: n.hidden_outputs(b))
     for (_, a), (_, b) in zip(ints[:-1], floats[:-1]):
         assert a.dtype == torch.float64 and b.dtype == torch.float32
         assert (a.float() == b).float().mean() > 0.99

@@ -12,7 +12,7 @@ from hdlgen.ir import Graph, sint
 from hdlgen.nn.export import export
 from hdlgen.nn.layers import (BinaryDense, BinaryNet, Flatten, InputQuant, bn_sign_thresholds, sign_ste)
 from hdlgen.nn.recipes import build_model
-from nn_helpers import int64, random_images
+from nn_helpers import int64, integer_and_float, random_images
 
 
 def small_net(shape=(6, 5, 2), hidden=(40, 30), classes=7, seed=0):
@@ -164,13 +164,7 @@ def test_argmax_ties_pick_lowest_index():
 def test_float_reference_agrees_with_integer_path():
     net = small_net(seed=4)
     x = random_images(128, (6, 5, 2), 4)
-    net.train()
-    for _ in range(5):
-        net(torch.from_numpy(x))
-    net.eval()
-    ints = net.activations(torch.from_numpy(x))
-    with net.float_mode():
-        floats = net.activations(torch.from_numpy(x))
+    ints, floats = integer_and_float(net, x, lambda n, b: n.activations(b))
     assert not net.float_reference
     for a, b in zip(ints[:-1], floats[:-1]):
         assert a.dtype == torch.float64 and b.dtype == torch.float32

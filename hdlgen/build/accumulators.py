@@ -24,14 +24,11 @@ from amaranth.back import verilog
 
 from ..errors import HdlgenError
 from ..pack.mvau import hw_accumulator
-from .. import rtl
-from ..rtl import write_mem_files
+from ..rtl import LIBRARY_FILE, LIBRARY_VERILOG, write_mem_files
 from ..rtl.mvau import MvauEngine
 from .synth import FAMILIES, synthesize
 
 # Library modules the emitted engine may instantiate (the ROM at least), written beside it.
-LIBRARY_FILE = rtl.LIBRARY_FILE
-LIBRARY_VERILOG = rtl.LIBRARY_VERILOG
 
 __all__ = ["VARIANTS", "VariantCost", "LayerComparison", "AccumulatorComparison",
            "compare_accumulators", "render_markdown"]

@@ -96,7 +96,8 @@ def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_m
     folding no faster than that target that fits the board's budgets (:mod:`hdlgen.fold.resources`).
     With a board, an automatic folding whose estimate exceeds the budgets is an error that
     shows the numbers."""
-    from ..fold.resources import budget, estimate, explain, fastest_fit, floor_cycles
+    from ..fold.folding import fixed_stage
+    from ..fold.resources import budget, estimate, explain, fastest_fit
 
     p = make_plan(graph)
     notes = []
@@ -105,10 +106,8 @@ def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_m
         notes.append("folding given by the user (--folding)")
     elif fps is not None:
         need = target_cycles(clock_mhz, fps)
-        floor = floor_cycles(p)
+        slow, floor = fixed_stage(p)
         if need < floor:
-            slow = max((e for e in p.engines if hasattr(e, "window")),
-                       key=lambda e: max(e.window.in_beats, e.window.out_beats))
             raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz:g} MHz leaves {need:,} cycles per image, but "
                               f"{slow.name} ({slow.kind}, one pixel per cycle) alone takes {floor:,}: at most "
                               f"{clock_mhz * 1e6 / floor:,.0f} images/s at this clock")

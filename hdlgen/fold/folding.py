@@ -119,6 +119,17 @@ def lane_cost(e: MVAU) -> int:
 MAX_SIMD = {"bipolar": 64, "uint": 32, "int": 32}
 
 
+def fixed_stage(plan: Plan) -> tuple:
+    """(engine, cycles) of the slowest stage no folding speeds up: a sliding window, pooling
+    or decimator at one pixel per cycle; (None, 1) when there is none."""
+    fixed = [(max(e.window.in_beats, e.window.out_beats), e) for e in plan.engines
+             if isinstance(e, (SWU, MaxPool, Decimate))]
+    if not fixed:
+        return None, 1
+    cycles, e = max(fixed, key=lambda ce: ce[0])   # the first in stream order on a tie
+    return e, cycles
+
+
 def auto_fold(plan: Plan, target_cycles: int) -> Folding:
     """The cheapest folding whose every stage takes at most ``target_cycles`` per image,
     keeping SIMD within :data:`MAX_SIMD` where the target allows. A target below the slowest
@@ -127,8 +138,7 @@ def auto_fold(plan: Plan, target_cycles: int) -> Folding:
         raise HdlgenError(f"target of {target_cycles} cycles per image is not possible")
     # No MVAU needs to be faster than the slowest sliding window or pooling stage, whose one
     # pixel per cycle no folding changes: a target below it would only waste parallelism.
-    target_cycles = max([target_cycles] + [max(e.window.in_beats, e.window.out_beats) for e in plan.engines
-                                           if isinstance(e, (SWU, MaxPool, Decimate))])
+    target_cycles = max(target_cycles, fixed_stage(plan)[1])
     n = input_size(plan)
     lanes = [d for d in divisors(n) if n // d <= target_cycles]
     layers = {}

@@ -264,7 +264,7 @@ def plan(graph: Graph) -> Plan:
         readers = graph.consumers(n.name)
         return readers[0] if len(readers) == 1 else None
 
-    for i, n in enumerate(graph.nodes):
+    for n in graph.nodes:
         if n.name in fused:
             continue
         x = types[n.inputs[0]]
@@ -326,11 +326,11 @@ def plan(graph: Graph) -> Plan:
             raise unsupported(n, f"must directly follow the convolution or dense layer it thresholds")
         else:
             raise unsupported(n, "is not supported by the hardware generator yet")
-    names = {e.name for e in engines}
-    clash = sorted(names & ({nd.name for nd in graph.nodes} - {e.name for e in engines}))
-    if clash or len(names) != len(engines):
-        raise HdlgenError(f"model {graph.name}: engine names {', '.join(clash) or 'repeat'} clash with node "
-                          f"names; rename the node")
+    names = [e.name for e in engines]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:   # an engine named after a node ("<conv>_swu", "<tensor>_fork", ...) met a node of that name
+        raise HdlgenError(f"model {graph.name}: engine names {', '.join(clash)} clash with node names; "
+                          f"rename the node")
     if not engines or not isinstance(engines[-1], ArgMax) or graph.output != engines[-1].name:
         raise HdlgenError(f"model {graph.name}: the graph must end in an argmax (supported: {SUPPORTED})")
     leftovers = [t for t, c in copies.items() if c]

@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 
 from ..errors import HdlgenError
-from .folding import Folding, auto_fold, delay_depths, stages
-from .plan import SWU, Decimate, Delay, GlobalSum, MaxPool, MVAU, Plan, SelectThreshold
+from .folding import Folding, auto_fold, delay_depths, fixed_stage, stages
+from .plan import SWU, Delay, GlobalSum, MaxPool, MVAU, Plan, SelectThreshold
 
 # Fitted to Yosys synth_xilinx LUT counts of the shipped models' builds.
 LUT_PER_BINARY_LANE = 2.1
@@ -102,12 +102,6 @@ def budget(board, lut_share: float = LUT_BUDGET, bram_share: float = BRAM_BUDGET
             "lut_share": lut_share, "bram_share": bram_share, "board": board.name}
 
 
-def floor_cycles(plan: Plan) -> int:
-    """Cycles per image of the stages no folding speeds up (sliding windows, pooling, decimators)."""
-    return max([1] + [max(e.window.in_beats, e.window.out_beats) for e in plan.engines
-                      if isinstance(e, (SWU, MaxPool, Decimate))])
-
-
 def _targets(lo: int, hi: int):
     """Cycle targets from ``lo`` up to ``hi``, about 2% apart."""
     t = lo
@@ -122,7 +116,7 @@ def fastest_fit(plan: Plan, bud: dict, slowest: int = 1 << 24, fastest: int = 1)
     ``fastest`` cycles per image (targets about 2% apart). Raises HdlgenError showing the
     numbers when even the slowest folding (every PE and SIMD 1, or ``slowest`` cycles) does not
     fit."""
-    lo = max(fastest, floor_cycles(plan))
+    lo = max(fastest, fixed_stage(plan)[1])
     last = None
     for target in _targets(lo, slowest):
         fo = auto_fold(plan, target)

@@ -212,12 +212,7 @@ def _store_runtime(build_dir: Path, cache: Path | None) -> None:
         pass
 
 
-#: C++ optimization for designs compiled for a short run (``build_model(..., quick=True)``):
-#: generated code of a large design compiles several times faster at -O0 and runs slower.
-QUICK_MAKE_ARGS: tuple[str, ...] = ("OPT_FAST=-O0", "OPT_SLOW=-O0")
-
-
-def _make_runner(build_dir: Path, cache: Path | None, make_args: Sequence[str] = ()):
+def _make_runner(build_dir: Path, cache: Path | None):
     """cocotb's Verilator runner, restoring cached runtime objects between verilate and make."""
     from cocotb_tools.runner import get_runner
 
@@ -233,7 +228,7 @@ def _make_runner(build_dir: Path, cache: Path | None, make_args: Sequence[str] =
                     pass
                 # The PyPI wheel's verilated.mk leaves the precompiled-header include flag
                 # empty, which breaks designs large enough to use precompiled headers.
-                cmd = [*cmd, "CFG_CXXFLAGS_PCH_I=-include", *make_args]
+                cmd = [*cmd, "CFG_CXXFLAGS_PCH_I=-include"]
             base_execute([cmd], cwd, stdout)
 
     runner._execute_cmds = execute_cmds
@@ -502,12 +497,8 @@ def build_model(
     extra_args: Sequence[str] = (),
     waves: bool = False,
     progress: bool = True,
-    quick: bool = False,
 ) -> SimModel:
     """Verilate *sources* with *top* as the top module into *build_dir*.
-
-    ``quick`` compiles the generated C++ without optimization (:data:`QUICK_MAKE_ARGS`): for
-    large designs simulated briefly, where compiling dominates.
 
     The build is skipped when *build_dir* holds one made from the same source contents, top,
     options and tool versions (a hash stamp in ``build_dir/hdlgen_build.json``). Verilator's
@@ -530,10 +521,9 @@ def build_model(
     params = dict(parameters or {})
     defs = dict(defines or {})
     args = [*build_args, *extra_args]
-    make_args = QUICK_MAKE_ARGS if quick else ()
     out = Path(build_dir).resolve()
     versions = _tool_versions()
-    digest = _source_digest(paths, top, [*args, *make_args], params, defs, waves, versions)
+    digest = _source_digest(paths, top, args, params, defs, waves, versions)
     stamp = out / _STAMP_NAME
     exe = out / top
     if stamp.is_file() and exe.is_file():
@@ -548,7 +538,7 @@ def build_model(
     stamp.unlink(missing_ok=True)
     cache = _runtime_cache_dir(versions, args, waves)
     _log(progress, f"{top}: verilating {len(paths)} source(s) into {out} ...")
-    runner = _make_runner(out, cache, make_args)
+    runner = _make_runner(out, cache)
     log_file = out / "build.log"
     started = time.monotonic()
     try:
