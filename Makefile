@@ -23,8 +23,13 @@ $(STAMP): pyproject.toml
 build: install
 	$(BIN)/python -m hdlgen build --board $(BOARD) $(if $(MODEL),--model $(MODEL)) --out build/$(BOARD) $(ARGS)
 
+# A crash in native code (a signal) ends pytest without a summary: name the test it died in.
+CURRENT_TEST := build/pytest-current-test
 test: install
-	$(BIN)/python -m pytest -q $(ARGS)
+	@mkdir -p build; rm -f $(CURRENT_TEST)
+	@HDLGEN_CURRENT_TEST_FILE=$(CURRENT_TEST) $(BIN)/python -X faulthandler -m pytest -q $(ARGS); rc=$$?; \
+	if [ $$rc -gt 128 ] && [ -f $(CURRENT_TEST) ]; then \
+	  echo "error: the test suite died of signal $$((rc - 128)) in $$(cat $(CURRENT_TEST))" >&2; fi; exit $$rc
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

@@ -29,6 +29,7 @@ from torch import nn
 
 from hdlgen.errors import HdlgenError
 from hdlgen.nn.compress import SignConv2d, SignFC, SignActivation
+from hdlgen.nn.conv import Conv2d
 from hdlgen.nn.export_resnet import integer_forward
 
 DEFAULTS = {
@@ -44,7 +45,7 @@ DEFAULTS = {
 def _conv(cin, cout, k, stride, binary, pad_value=-1.0):
     if binary:
         return SignConv2d(cin, cout, k, stride, k // 2, pad_value=pad_value)
-    return nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+    return Conv2d(cin, cout, k, stride, k // 2, bias=False)
 
 
 def _act(binary):

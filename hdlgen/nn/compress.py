@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HdlgenError
+from .conv import Conv2d, conv2d
 from .layers import sign_ste
 from .prune import MODES, METHODS, SCOPES, count_ops, prune
 
@@ -46,7 +47,7 @@ class SignActivation(nn.Module):
         return sign_ste(x)
 
 
-class SignConv2d(nn.Conv2d):
+class SignConv2d(Conv2d):
     """Conv2d without bias whose latent weights are binarized to +-1; positions outside the
     image take ``pad_value`` (-1 for +-1 inputs, 0 for pixel inputs)."""
 
@@ -63,7 +64,7 @@ class SignConv2d(nn.Conv2d):
         ph, pw = self.padding
         if ph or pw:
             x = F.pad(x, (pw, pw, ph, ph), value=self.pad_value)
-        return F.conv2d(x, self.effective_weight().to(x.dtype), None, self.stride, 0, self.dilation)
+        return conv2d(x, self.effective_weight().to(x.dtype), None, self.stride, 0, self.dilation)
 
     def integer_weight(self) -> np.ndarray:
         """The +-1 weights as int8 (out, in, kh, kw)."""

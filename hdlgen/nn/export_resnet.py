@@ -36,6 +36,7 @@ from torch import nn
 from ..errors import HdlgenError
 from ..ir import BIPOLAR, Graph, accumulator
 from .compress import SignActivation, SignConv2d, SignFC, residual_sign_thresholds
+from .conv import conv2d
 from .layers import PIXEL, PIXEL_SCALE, bn_sign_thresholds
 
 INPUT_NAME = "image"
@@ -257,7 +258,7 @@ def _torch_conv(x, c: IntConv):
     if c.pad:
         x = F.pad(x, (c.pad,) * 4, value=float(c.pad_value))
     w = torch.from_numpy(c.weight).to(x.device, torch.float64)
-    return F.conv2d(x, w, stride=c.stride)  # integer sums far below 2**53: exact
+    return conv2d(x, w, stride=c.stride)  # integer sums far below 2**53: exact
 
 
 def _torch_threshold(acc, c: IntConv):

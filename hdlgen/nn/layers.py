@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import HdlgenError
 from ..ir import BIPOLAR, DType, accumulator, uint
+from .conv import conv2d
 
 PIXEL = uint(8)
 PIXEL_SCALE = 255
@@ -305,7 +306,7 @@ class BinaryConv2d(nn.Module):
         if self.padding:
             p = self.padding
             x = torch.nn.functional.pad(x, (p, p, p, p), value=float(self.effective_pad_value))
-        return torch.nn.functional.conv2d(x, weight, stride=self.stride)
+        return conv2d(x, weight, stride=self.stride)
 
     def _check(self, x):
         if x.dim() != 4 or x.shape[3] != self.in_channels:
