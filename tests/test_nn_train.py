@@ -12,7 +12,8 @@ import torch
 from hdlgen.errors import HdlgenError
 from hdlgen.nn.checkpoint import load_checkpoint, read_checkpoint
 from hdlgen.nn.evaluate import add_eval_arguments, cli_eval
-from hdlgen.nn.train import add_train_arguments, cli_train, cosine_lr, main
+from hdlgen.nn.loop import cosine_lr
+from hdlgen.nn.train import add_train_arguments, cli_train, main
 
 
 def write_fashion(root, n_train=96, n_test=40, seed=0):
@@ -92,8 +93,8 @@ def test_deterministic_and_resumable(data_dir, tmp_path, capsys):
         def one(*x, **kw):
             hook = kw["on_epoch"]
 
-            def stop(epoch, opt, record):
-                hook(epoch, opt, record)
+            def stop(position, record):
+                hook(position, record)
                 raise KeyboardInterrupt
 
             kw["on_epoch"] = stop
@@ -134,3 +135,82 @@ def test_cosine_schedule():
     assert cosine_lr(1.0, 0, 10) == 1.0
     assert cosine_lr(1.0, 5, 10) == pytest.approx(0.5)
     assert cosine_lr(1.0, 10, 10) == pytest.approx(0.0)
+
+
+def test_resume_mid_epoch_equals_uninterrupted(data_dir):
+    """The loop's position saved inside an epoch resumes to exactly the uninterrupted run."""
+    from hdlgen.nn.data import load_dataset
+    from hdlgen.nn.loop import train_epochs
+    from hdlgen.nn.recipes import build_model
+
+    train = load_dataset(data_dir, "fashion-mnist", "train")
+
+    def fresh():
+        torch.manual_seed(3)
+        return build_model("mlp", {"input_shape": [28, 28, 1], "hidden": [24, 16], "classes": 10})[0]
+
+    kw = dict(epochs=2, batch_size=16, lr=0.01, seed=3, aug=(2, True), log=lambda line: None)
+    whole = fresh()
+    full_history = train_epochs(whole, train, None, **kw)
+
+    class Killed(Exception):
+        pass
+
+    saved = {}
+
+    def save_then_die(position):
+        if position["epoch"] == 1 and position["batch"] == 3:
+            saved.update(position=position, state={k: v.clone() for k, v in part.state_dict().items()})
+            raise Killed
+
+    part = fresh()
+    with pytest.raises(Killed):
+        train_epochs(part, train, None, on_checkpoint=save_then_die, checkpoint_seconds=0, **kw)
+    resumed = fresh()
+    resumed.load_state_dict(saved["state"])
+    history = train_epochs(resumed, train, None, resume=saved["position"], **kw)
+    assert states_equal(resumed.state_dict(), whole.state_dict())
+    assert history == full_history
+
+
+def test_killed_process_resumes_to_the_same_weights(tmp_path):
+    """A real SIGKILL while the run writes its checkpoint after every batch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = write_fashion(tmp_path / "data", n_train=640, n_test=20)
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "hdlgen", "train", "mlp", "--data", str(data), "--dataset", "fashion-mnist",
+                "--out", str(out), "--config", '{"hidden": [24, 16]}', "--batch-size", "16", "--epochs", "3",
+                "--seed", "4", "--log-every", "0", "--eval-images", "0", *extra]
+
+    env = dict(os.environ, PYTHONPATH=str(root))
+    whole = tmp_path / "whole.pt"
+    subprocess.run(command(whole), check=True, env=env, cwd=root, capture_output=True)
+    cut = tmp_path / "cut.pt"
+    proc = subprocess.Popen(command(cut, "--checkpoint-minutes", "0"), env=env, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    position = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            position = read_checkpoint(cut).get("train_state")
+        except HdlgenError:   # not written yet
+            position = None
+        if position and (position["epoch"], position["batch"]) >= (1, 5):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert position is not None, "the run ended before it could be killed; make it longer"
+    killed_at = read_checkpoint(cut)["train_state"]
+    assert killed_at["epoch"] < 3
+    done = subprocess.run(command(cut, "--resume"), env=env, cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout
+    assert states_equal(read_checkpoint(cut)["state_dict"], read_checkpoint(whole)["state_dict"])

@@ -188,7 +188,7 @@ class CompressSettings:
 
 
 def _train(model, train, settings, epochs, lr, aug, device, log, seed):
-    from .train import train_epochs
+    from .loop import train_epochs
 
     if epochs <= 0:
         return []
@@ -197,7 +197,7 @@ def _train(model, train, settings, epochs, lr, aug, device, log, seed):
 
 
 def _accuracy(model, test, device, float_reference=True):
-    from .train import accuracy
+    from .loop import accuracy
 
     model.to(device)
     acc = accuracy(model, test[0], test[1], float_reference=float_reference, device=device)

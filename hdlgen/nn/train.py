@@ -1,120 +1,60 @@
-"""Training of binarized recipes: Adam with a cosine learning rate, latent weights kept in
-[-1, 1], a checkpoint after every epoch (with the optimizer state, so a run resumes where it
-stopped) and a final checkpoint without it.
+"""``hdlgen train``: train a recipe with :mod:`hdlgen.nn.loop` (Adam, cosine learning rate,
+latent weights kept in [-1, 1]). A resumable checkpoint (model, optimizer, the loop's position
+and generator state) is written every few minutes and after every epoch; the final checkpoint
+holds the model alone, with the golden model's accuracy on the whole test set.
 
 Deterministic for a given seed on CPU: the initial weights come from ``torch.manual_seed(seed)``
-and each epoch's shuffling and augmentation from a generator seeded by (seed, epoch), so a
-resumed run continues exactly as an uninterrupted one.
+and the loop is exact on resume, so a resumed run ends with the same weights as an
+uninterrupted one. On CPU one torch thread is the default: on a machine with other work it
+trains about twice as fast as two.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import HdlgenError
 from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
-from .data import augment, dataset_classes, dataset_names, default_augmentation, load_dataset
-from .evaluate import _device, predict
+from .data import dataset_classes, dataset_names, default_augmentation, load_dataset
+from .evaluate import _device
+from .loop import accuracy, train_epochs
 from .recipes import build_model, load_recipe
 
 DEFAULT_BATCH = 128
 DEFAULT_LR = 1e-2
 DEFAULT_SEED = 0
+DEFAULT_EVAL_IMAGES = 1000
+DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
-def cosine_lr(base: float, step: int, total: int) -> float:
-    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(1, total)))
+def set_threads(threads: int | None, device) -> int:
+    """Use ``threads`` torch threads (default: 1 on CPU); returns the number in use."""
+    if threads is None:
+        threads = 1 if torch.device(device).type == "cpu" else torch.get_num_threads()
+    if threads < 1:
+        raise HdlgenError(f"--threads must be at least 1, not {threads}")
+    torch.set_num_threads(threads)
+    return threads
 
 
-def accuracy(model, x, y, *, float_reference=False, device="cpu", batch=1000) -> float:
-    if len(x) == 0:
-        return float("nan")
-    p = predict(model, x, float_reference=float_reference, device=device, batch=batch)
-    return float((p == np.asarray(y)).mean())
-
-
-def _batches(n: int, batch: int, generator):
-    perm = torch.randperm(n, generator=generator)
-    for i in range(0, n, batch):
-        idx = perm[i:i + batch]
-        if len(idx) >= 2:  # BatchNorm needs two samples in training mode
-            yield idx
-
-
-def train_epochs(model, train_data, test_data, *, epochs: int, batch_size: int, lr: float, seed: int,
-                 device="cpu", start_epoch: int = 0, optimizer_state=None, aug=(0, False),
-                 log=print, log_every: int = 100, on_epoch=None):
-    """Train ``model`` from ``start_epoch`` to ``epochs``; returns the epoch history.
-
-    ``train_data``/``test_data`` are ``(x uint8 (N,H,W,C), y int64)`` NumPy arrays.
-    ``on_epoch(epoch, optimizer, record)`` runs after each epoch (to save a checkpoint).
-    """
-    device = torch.device(device)
-    model.to(device)
-    x_train = torch.from_numpy(np.ascontiguousarray(train_data[0])).to(device)
-    y_train = torch.from_numpy(np.asarray(train_data[1], np.int64)).to(device)
-    n = len(x_train)
-    if n < 2:
-        raise HdlgenError(f"training needs at least 2 images, got {n}")
-    steps_per_epoch = sum(1 for i in range(0, n, batch_size) if min(batch_size, n - i) >= 2)
-    total = steps_per_epoch * epochs
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    if optimizer_state is not None:
-        opt.load_state_dict(optimizer_state)
-    history = []
-    pad, flip = aug
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-        t0 = time.monotonic()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for b, idx in enumerate(_batches(n, batch_size, gen)):
-            step = epoch * steps_per_epoch + b
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(lr, step, total)
-            xb = x_train[idx.to(device)]
-            if pad or flip:
-                xb = augment(xb.cpu(), gen, pad, flip).to(device)
-            yb = y_train[idx.to(device)]
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clip_weights()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((out.argmax(1) == yb).sum())
-            seen += len(idx)
-            if log_every and (b + 1) % log_every == 0:
-                log(f"epoch {epoch + 1}/{epochs} batch {b + 1}/{steps_per_epoch} "
-                    f"loss {loss_sum / seen:.4f} acc {100 * correct / seen:.2f}% "
-                    f"lr {cosine_lr(lr, step, total):.2e} ({time.monotonic() - t0:.1f} s)")
-        train_time = time.monotonic() - t0
-        record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                  "seconds": round(train_time, 1)}
-        if test_data is not None and len(test_data[0]):
-            record["test_float"] = accuracy(model, *test_data, float_reference=True, device=device)
-            record["test_integer"] = accuracy(model, *test_data, device=device)
-        history.append(record)
-        msg = (f"epoch {epoch + 1}/{epochs} done: loss {record['loss']:.4f} "
-               f"train acc {100 * record['train_acc']:.2f}%")
-        if "test_float" in record:
-            msg += (f", test acc float {100 * record['test_float']:.2f}% "
-                    f"integer {100 * record['test_integer']:.2f}%")
-        log(msg + f" ({train_time:.1f} s)")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, opt, record)
-    return history
+def add_run_arguments(p):
+    """Options of every long training command (train, compress)."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default 1 on CPU: faster than two while anything else runs)")
+    p.add_argument("--eval-images", type=int, default=DEFAULT_EVAL_IMAGES,
+                   help=f"test images evaluated after each epoch (default {DEFAULT_EVAL_IMAGES}; the whole "
+                        "test set is evaluated at the end)")
+    p.add_argument("--checkpoint-minutes", type=float, default=DEFAULT_CHECKPOINT_MINUTES,
+                   help=f"write the resumable checkpoint this often within an epoch (default "
+                        f"{DEFAULT_CHECKPOINT_MINUTES:g}; it is also written after every epoch)")
+    return p
 
 
 def add_train_arguments(p):
@@ -133,7 +73,7 @@ def add_train_arguments(p):
     p.add_argument("--log", default=None, help="also append the log to this file")
     p.add_argument("--log-every", type=int, default=100, help="progress line every N batches (0: none)")
     p.add_argument("--name", default=None, help="model name stored in the checkpoint")
-    return p
+    return add_run_arguments(p)
 
 
 def _command(args, batch, lr, seed) -> str:
@@ -158,6 +98,10 @@ def cli_train(args) -> int:
     device = _device(args.device)
     if args.epochs < 1:
         raise HdlgenError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.eval_images < 0 or not args.checkpoint_minutes >= 0:
+        raise HdlgenError(f"--eval-images and --checkpoint-minutes must not be negative "
+                          f"({args.eval_images}, {args.checkpoint_minutes})")
+    set_threads(args.threads, device)
     logfile = open(args.log, "a") if getattr(args, "log", None) else None
 
     def log(line):
@@ -242,7 +186,9 @@ def _cli_train(args, out: Path, device, log) -> int:
     log(f"epochs {args.epochs}, batch {batch}, Adam lr {lr} (cosine), seed {seed}, device {device}, "
         f"augmentation pad {aug[0]} flip {aug[1]}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     log(f"command: {command}")
-    if start:
+    if state.get("batch"):
+        log(f"resuming epoch {start + 1} after batch {state['batch']} from {out}")
+    elif start:
         log(f"resuming after epoch {start} from {out}")
         if state.get("epochs", args.epochs) != args.epochs:
             log(f"note: the saved run planned {state['epochs']} epochs; the cosine schedule now "
@@ -264,23 +210,29 @@ def _cli_train(args, out: Path, device, log) -> int:
             "train_seconds": round(time.monotonic() - t_start, 1), "history": history,
         }
 
-    def on_epoch(epoch, opt, record):
-        history.append(record)
-        train_state = {"epoch": epoch, "optimizer": opt.state_dict(), "batch_size": batch, "lr": lr,
-                       "seed": seed, "epochs": args.epochs, "history": history,
-                       "seconds": time.monotonic() - t_start}
-        if epoch < args.epochs:
-            model_cpu_state = make_checkpoint(model, args.recipe, config, meta(epoch), train_state)
-            save_checkpoint(model_cpu_state, out)
-            log(f"saved {out} (epoch {epoch}, resumable)")
+    def save(position):
+        train_state = dict(position, batch_size=batch, lr=lr, seed=seed, epochs=args.epochs,
+                           seconds=time.monotonic() - t_start)
+        save_checkpoint(make_checkpoint(model, args.recipe, config, meta(position["epoch"]), train_state), out)
+        where = f"epoch {position['epoch']}" + (f", batch {position['batch']}" if position["batch"] else "")
+        log(f"saved {out} ({where}, resumable)")
 
-    train_epochs(model, (train_x, train_y), (test_x, test_y), epochs=args.epochs, batch_size=batch, lr=lr,
-                 seed=seed, device=device, start_epoch=start,
-                 optimizer_state=state.get("optimizer"), aug=aug, log=log,
-                 log_every=args.log_every, on_epoch=on_epoch)
+    def on_epoch(position, record):
+        history.append(record)
+        if position["epoch"] < args.epochs:
+            save(position)
+
+    eval_data = (test_x[:args.eval_images], test_y[:args.eval_images])
+    train_epochs(model, (train_x, train_y), eval_data, epochs=args.epochs, batch_size=batch, lr=lr,
+                 seed=seed, device=device, resume=state or None, aug=aug, log=log,
+                 log_every=args.log_every, on_epoch=on_epoch, on_checkpoint=save,
+                 checkpoint_seconds=60 * args.checkpoint_minutes)
 
     model.to("cpu").eval()
     final = meta(args.epochs)
+    log(f"evaluating all {len(test_x)} test images")
+    final["accuracy"]["float"] = accuracy(model, test_x, test_y, float_reference=True)
+    final["accuracy"]["integer"] = accuracy(model, test_x, test_y)
     if has_integer_form(model):
         final["accuracy"]["golden"] = _golden_accuracy(model, name, final, test_x, test_y)
     else:
