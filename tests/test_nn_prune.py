@@ -353,3 +353,65 @@ def test_compress_pipeline_end_to_end(tmp_path, dataset, capsys):
     assert ckpt["config"]["binary"] is True and ckpt["config"]["widths"] == [2, 4, 4]
     assert ckpt["config"]["inner"] == [2, 2, 4, 4, 4, 4] and model.stem.out_channels == 2
     assert all(set(np.unique(w)) <= {-1, 1} for w in binary_weights(model).values())
+
+
+def test_compress_resumes_exactly_after_an_interruption(tmp_path, monkeypatch):
+    """Stopped inside the activation-binarization stage, the run resumes with --resume: the
+    finished stages are loaded, the stage in progress continues from its batch, and every
+    model ends equal to the uninterrupted run's."""
+    from hdlgen.nn import stages
+    from hdlgen.nn.checkpoint import read_checkpoint
+
+    data = tmp_path / "data"
+    _write_dataset(data, "cifar10")
+
+    def run(out, *extra):
+        return compress_main(["resnet14", "--data", str(data), "--dataset", "cifar10", "--out", str(out),
+                              "--config", json.dumps({"widths": [4, 8, 8]}), "--rates", "0.5",
+                              "--epochs", "1,1,2", "--act-epochs", "2", "--checkpoint-minutes", "0",
+                              "--settings", json.dumps({"batch_size": 16, "samples": 256, "calib_images": 16}),
+                              *extra])
+
+    assert run(tmp_path / "whole") == 0
+    real = stages.StageStore.save_progress
+    calls = []
+
+    def save_then_stop(self, tag, model, position):
+        real(self, tag, model, position)
+        if tag == "binary-acts-0.5" and position["epoch"] == 1 and position["batch"] == 2:
+            calls.append(position)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages.StageStore, "save_progress", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut")
+    assert calls
+    monkeypatch.setattr(stages.StageStore, "save_progress", real)
+    assert run(tmp_path / "cut") == 2    # a run is there: refused without --resume
+    assert run(tmp_path / "cut", "--resume") == 0
+    log = (tmp_path / "cut" / "log.txt").read_text()
+    assert "float: finished in an earlier run, loaded" in log
+    assert "binary-acts-0.5: resuming at epoch 2, batch 2" in log
+    for tag in ("float", "float-pruned-0.5", "binary-acts-0.5", "binary-0.5"):
+        a = read_checkpoint(tmp_path / "whole" / f"{tag}.pt")["state_dict"]
+        b = read_checkpoint(tmp_path / "cut" / f"{tag}.pt")["state_dict"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), tag
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())["rows"]
+    cut = json.loads((tmp_path / "cut" / "results.json").read_text())["rows"]
+    assert [r["model"] for r in cut] == ["float", "float-pruned-0.5", "binary-acts-0.5", "binary-0.5"]
+    assert [r["accuracy"] for r in cut] == [r["accuracy"] for r in whole]
+    assert run(tmp_path / "nothing", "--resume") == 2
+
+
+def test_activation_step_trains_float_weights():
+    from hdlgen.nn.compress import set_weight_binarization
+
+    conv = SignConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.equal(conv.effective_weight(), torch.where(conv.weight >= 0, 1.0, -1.0))
+    set_weight_binarization(torch.nn.Sequential(conv), False)
+    assert torch.equal(conv.effective_weight(), conv.weight)
+    padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
+    assert torch.allclose(conv(x), F.conv2d(padded, conv.weight))
+    set_weight_binarization(torch.nn.Sequential(conv), True)
+    assert torch.allclose(conv(x), F.conv2d(padded, torch.where(conv.weight >= 0, 1.0, -1.0)))

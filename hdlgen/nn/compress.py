@@ -35,8 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HdlgenError
+from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
 from .conv import Conv2d, conv2d
+from .data import dataset_classes, default_augmentation, load_dataset
+from .evaluate import _device
 from .layers import sign_ste
+from .loop import accuracy, train_epochs
+from .recipes import load_recipe, recipe_config
+from .stages import StageStore
+from .train import add_run_arguments, set_threads
 from .prune import MODES, METHODS, SCOPES, count_ops, prune
 
 
@@ -52,13 +59,14 @@ class SignConv2d(Conv2d):
     image take ``pad_value`` (-1 for +-1 inputs, 0 for pixel inputs)."""
 
     binary_weights = True
+    binarize = True   # False: float weights (binarized activations only; see set_weight_binarization)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, pad_value=-1.0):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         self.pad_value = float(pad_value)
 
     def effective_weight(self):
-        return sign_ste(self.weight)
+        return sign_ste(self.weight) if self.binarize else self.weight
 
     def forward(self, x):
         ph, pw = self.padding
@@ -79,13 +87,14 @@ class SignFC(nn.Linear):
     positive scale for the loss (it does not change the argmax)."""
 
     binary_weights = True
+    binarize = True
 
     def __init__(self, in_features, out_features):
         super().__init__(in_features, out_features, bias=False)
         self.log_scale = nn.Parameter(torch.tensor(-0.5 * math.log(in_features)))
 
     def effective_weight(self):
-        return sign_ste(self.weight)
+        return sign_ste(self.weight) if self.binarize else self.weight
 
     def forward(self, x):
         return F.linear(x, self.effective_weight().to(x.dtype)) * self.log_scale.exp()
@@ -150,10 +159,12 @@ class CompressSettings:
     float_epochs: int = 1
     prune_epochs: int = 1
     binary_epochs: int = 1
+    act_epochs: int = 0         # two-step binarization: epochs with binary activations, float weights
     batch_size: int = 128
     lr: float = 2e-3
     prune_lr: float = 1e-3
     binary_lr: float = 1e-3
+    act_lr: float = 1e-3
     samples: int = 4096
     calib_images: int = 256
     seed: int = 0
@@ -167,7 +178,7 @@ class CompressSettings:
                                   ("scope", self.scope, SCOPES)):
             if v not in allowed:
                 raise HdlgenError(f"unknown {label} {v!r} (expected one of {', '.join(allowed)})")
-        for label in ("float_epochs", "prune_epochs", "binary_epochs"):
+        for label in ("float_epochs", "prune_epochs", "binary_epochs", "act_epochs"):
             if getattr(self, label) < 0:
                 raise HdlgenError(f"{label} must not be negative")
         if self.batch_size < 2:
@@ -187,18 +198,7 @@ class CompressSettings:
         return cls(**d)
 
 
-def _train(model, train, settings, epochs, lr, aug, device, log, seed):
-    from .loop import train_epochs
-
-    if epochs <= 0:
-        return []
-    return train_epochs(model, train, None, epochs=epochs, batch_size=settings.batch_size, lr=lr,
-                        seed=seed, device=device, aug=aug, log=log, log_every=0)
-
-
 def _accuracy(model, test, device, float_reference=True):
-    from .loop import accuracy
-
     model.to(device)
     acc = accuracy(model, test[0], test[1], float_reference=float_reference, device=device)
     model.to("cpu")
@@ -218,56 +218,100 @@ def _integer_figures(model, test, device) -> dict:
             "ir_weight_bits": graph.weight_bits()}
 
 
+def set_weight_binarization(model, enabled: bool):
+    """Binarize the weights of every +-1-weight layer (``enabled``) or train them as floats
+    with binarized activations (the first step of two-step binarization)."""
+    for m in model.modules():
+        if getattr(m, "binary_weights", False):
+            m.binarize = bool(enabled)
+
+
+@dataclass
+class RunOptions:
+    """How the pipeline runs, apart from what it computes: device, logging, per-epoch
+    evaluation subset, checkpoint period and the store that makes it resumable."""
+    aug: tuple = (0, False)
+    device: str = "cpu"
+    log: object = print
+    eval_images: int = 1000
+    checkpoint_seconds: float = 600.0
+    store: object = None        # a StageStore, or None (not resumable)
+    on_model: object = None     # on_model(tag, model, config, row) for every finished model
+
+
 def compress(build, pruned_config, config: dict, train, test, settings: CompressSettings, *,
-             aug=(0, False), device="cpu", log=print, float_state: dict | None = None,
-             on_model=None) -> dict:
+             options: RunOptions | None = None, float_state: dict | None = None) -> dict:
     """Run the pipeline; returns ``{"settings", "config", "rows", "reference"}``.
 
     ``build(**config, binary=...)`` makes a model, ``pruned_config(model, config)`` the config
     of a pruned one. ``train``/``test``: ``(x uint8 (N, H, W, C), y)``. ``float_state``: the
-    trained float weights (skips the float training). ``on_model(tag, model, config, row)`` is
-    called for every finished model (to save checkpoints).
+    trained float weights (skips the float training). With ``options.store`` every stage
+    resumes where the last run stopped: finished stages are loaded, not trained again.
     """
     s = settings
+    o = options or RunOptions()
+    log, device, store = o.log, o.device, o.store
     config = {k: v for k, v in config.items() if k != "binary"}
-    torch.manual_seed(s.seed)
-    base = build(**config, binary=False)
-    if float_state is not None:
-        base.load_state_dict(float_state)
-    else:
-        log(f"float training: {s.float_epochs} epochs")
-        _train(base, train, s, s.float_epochs, s.lr, aug, device, log, s.seed)
-    base.to("cpu").eval()
+    eval_data = (test[0][:o.eval_images], test[1][:o.eval_images])
     example = np.asarray(train[0][:2])
-    ref = count_ops(base, example)
     rows = []
+    ref = None
 
-    def row(tag, rate, model, cfg, acc, report=None):
+    def stage(tag, model, cfg, epochs, lr, seed, rate, report=None, integer=False):
+        """Train ``model`` as stage ``tag`` (or restore it), then measure and record its row."""
+        done = store.finished(tag) if store else None
+        if done is not None:
+            model.load_state_dict(done[0])
+            model.to("cpu").eval()
+            log(f"{tag}: finished in an earlier run, loaded")
+            rows.append(done[1])
+            return
+        resume = store.in_progress(tag) if store else None
+        if resume is not None:
+            model.load_state_dict(resume[0])
+            log(f"{tag}: resuming at epoch {resume[1]['epoch'] + 1}, batch {resume[1]['batch']}")
+        if epochs > 0:
+            log(f"{tag}: {epochs} epochs, lr {lr:g}")
+            save = (lambda position: store.save_progress(tag, model, position)) if store else None
+            train_epochs(model, train, eval_data, integer_eval=integer, epochs=epochs, batch_size=s.batch_size, lr=lr, seed=seed, device=device, aug=o.aug,
+                         log=log, log_every=0, resume=resume[1] if resume else None, label=tag,
+                         on_checkpoint=save, on_epoch=(lambda position, record: save(position)) if save else None,
+                         checkpoint_seconds=o.checkpoint_seconds)
+        model.to("cpu").eval()
+        row = _row(tag, rate, model, cfg, report, integer)
+        rows.append(row)
+        if o.on_model is not None:
+            o.on_model(tag, model, cfg, row)
+        if store:
+            store.finish(tag, row)
+
+    def _row(tag, rate, model, cfg, report, integer):
         ops = count_ops(model, example)
         r = {"model": tag, "rate": rate, "method": s.method if rate else "-", "mode": s.mode if rate else "-",
-             "accuracy": acc, "weight_bits": ops["weight_bits"], "weight_mb": ops["weight_mb"],
-             "compression": ref["weight_bits"] / ops["weight_bits"], "params": ops["params"],
-             "macs": ops["macs"], "flops": ops["flops"], "bops": ops["bops"],
+             "accuracy": _accuracy(model, test, device), "weight_bits": ops["weight_bits"],
+             "weight_mb": ops["weight_mb"], "compression": ref["weight_bits"] / ops["weight_bits"],
+             "params": ops["params"], "macs": ops["macs"], "flops": ops["flops"], "bops": ops["bops"],
              "macs_reduction": 1 - ops["macs"] / ref["macs"], "config": cfg}
         if report is not None:
             r["pruning"] = report
-        if tag.startswith("binary"):
+        if integer:
             r.update(_integer_figures(model, test, device))
-        rows.append(r)
         if "accuracy_integer" in r:
             log(f"{tag}: integer (IR) accuracy {100 * r['accuracy_integer']:.2f}%, "
                 f"{r['ir_weight_bits'] / 1e6:.3f} Mb of IR weights")
-        log(f"{tag}: accuracy {100 * acc:.2f}%, {ops['weight_mb']:.3f} Mb of weights "
-            f"({r['compression']:.1f}x), {ops['macs'] / 1e6:.2f} M MACs "
+        log(f"{tag}: accuracy {100 * r['accuracy']:.2f}% on {len(test[0])} test images, "
+            f"{ops['weight_mb']:.3f} Mb of weights ({r['compression']:.1f}x), {ops['macs'] / 1e6:.2f} M MACs "
             f"({100 * r['macs_reduction']:.1f}% fewer), {ops['bops'] / 1e6:.2f} M binary ops")
-        if on_model is not None:
-            on_model(tag, model, cfg, r)
         return r
 
-    row("float", 0.0, base, dict(config), _accuracy(base, test, device))
+    torch.manual_seed(s.seed)
+    base = build(**config, binary=False)
+    ref = count_ops(base, example)
+    if float_state is not None:
+        base.load_state_dict(float_state)
+    stage("float", base, dict(config), 0 if float_state is not None else s.float_epochs, s.lr, s.seed, 0.0)
     calib = np.asarray(train[0][:max(2, s.calib_images)])
     for i, rate in enumerate(s.rates):
-        t0 = time.monotonic()
         seed = s.seed + 1000 * (i + 1)
         if rate > 0:
             pruned, report = prune(base, calib, rate, method=s.method, mode=s.mode, scope=s.scope,
@@ -276,19 +320,17 @@ def compress(build, pruned_config, config: dict, train, test, settings: Compress
             check = build(**cfg, binary=False)
             check.load_state_dict(pruned.state_dict())  # the config rebuilds the pruned shapes
             log(f"pruned {100 * rate:g}% ({s.method}, {s.mode}, {s.scope}): {cfg}")
-            _train(pruned, train, s, s.prune_epochs, s.prune_lr, aug, device, log, seed)
-            pruned.to("cpu").eval()
-            row(f"float-pruned-{rate:g}", rate, pruned, cfg, _accuracy(pruned, test, device), report)
+            stage(f"float-pruned-{rate:g}", pruned, cfg, s.prune_epochs, s.prune_lr, seed, rate, report)
         else:
             pruned, cfg, report = base, dict(config), None
         torch.manual_seed(seed)
         binary = build(**cfg, binary=True)
         load_float_into_binary(binary, pruned.state_dict())
-        log(f"binarized fine-tuning at rate {rate:g}: {s.binary_epochs} epochs")
-        _train(binary, train, s, s.binary_epochs, s.binary_lr, aug, device, log, seed + 1)
-        binary.to("cpu").eval()
-        row(f"binary-{rate:g}", rate, binary, cfg, _accuracy(binary, test, device), report)
-        log(f"rate {rate:g} took {time.monotonic() - t0:.0f} s")
+        if s.act_epochs:
+            set_weight_binarization(binary, False)
+            stage(f"binary-acts-{rate:g}", binary, cfg, s.act_epochs, s.act_lr, seed + 2, rate, report)
+            set_weight_binarization(binary, True)
+        stage(f"binary-{rate:g}", binary, cfg, s.binary_epochs, s.binary_lr, seed + 1, rate, report, integer=True)
     return {"settings": s.to_json(), "config": dict(config), "rows": rows,
             "reference": {k: ref[k] for k in ("macs", "flops", "bops", "weight_bits", "params")}}
 
@@ -349,18 +391,16 @@ def compress_parser(prog="python -m hdlgen.nn.compress"):
     p.add_argument("--float-checkpoint", default=None, help="start from this trained float checkpoint")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
+    p.add_argument("--act-epochs", type=int, default=None,
+                   help="two-step binarization: epochs with binary activations and float weights "
+                        "before the binary epochs (default 0)")
     p.add_argument("--device", default="cpu")
-    return p
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    return add_run_arguments(p)
 
 
-def cli_compress(argv=None) -> int:
-    from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
-    from .data import dataset_classes, default_augmentation, load_dataset
-    from .evaluate import _device
-    from .recipes import load_recipe, recipe_config
-
-    args = compress_parser().parse_args(argv)
-    device = _device(args.device)
+def _run_definition(args) -> dict:
+    """What the run computes, from the command line: recipe, data, settings, configuration."""
     settings = {}
     try:
         overrides = json.loads(args.config) if args.config else {}
@@ -378,27 +418,50 @@ def cli_compress(argv=None) -> int:
         if len(parts) != 3:
             raise HdlgenError("--epochs takes three numbers: float,prune,binary")
         settings.update(zip(("float_epochs", "prune_epochs", "binary_epochs"), parts))
-    s = CompressSettings.from_json(settings)
+    if args.act_epochs is not None:
+        settings["act_epochs"] = args.act_epochs
+    return {"recipe": args.recipe, "dataset": args.dataset, "overrides": overrides,
+            "settings": CompressSettings.from_json(settings).to_json(),
+            "float_checkpoint": args.float_checkpoint, "limit_train": args.limit_train,
+            "limit_test": args.limit_test}
+
+
+def cli_compress(argv=None) -> int:
+    args = compress_parser().parse_args(argv)
+    device = _device(args.device)
+    if args.eval_images < 0 or not args.checkpoint_minutes >= 0:
+        raise HdlgenError(f"--eval-images and --checkpoint-minutes must not be negative "
+                          f"({args.eval_images}, {args.checkpoint_minutes})")
+    threads = set_threads(args.threads, device)
+    out = Path(args.out)
+    run = _run_definition(args)
+    store = StageStore(out, run, resume=args.resume)
+    if args.resume:
+        for key in ("recipe", "dataset"):
+            if store.run[key] != run[key]:
+                raise HdlgenError(f"--resume: {out} is a run of {key} {store.run[key]!r}, not {run[key]!r}")
+        run = store.run
+    s = CompressSettings.from_json(run["settings"])
     module = load_recipe(args.recipe)
     if not hasattr(module, "pruned_config"):
         raise HdlgenError(f"recipe {args.recipe!r} defines no pruned_config(model, config); it cannot be compressed")
     train = load_dataset(args.data, args.dataset, "train")
     test = load_dataset(args.data, args.dataset, "test")
-    if args.limit_train:
-        train = (train[0][:args.limit_train], train[1][:args.limit_train])
-    if args.limit_test:
-        test = (test[0][:args.limit_test], test[1][:args.limit_test])
+    if run["limit_train"]:
+        train = (train[0][:run["limit_train"]], train[1][:run["limit_train"]])
+    if run["limit_test"]:
+        test = (test[0][:run["limit_test"]], test[1][:run["limit_test"]])
     classes = dataset_classes(args.dataset)
     base = {"input_shape": list(train[0].shape[1:]), "classes": len(classes)}
-    base.update(overrides)
+    base.update(run["overrides"])
     base.pop("binary", None)
     config = recipe_config(args.recipe, base)
     config.pop("binary", None)
     float_state = None
-    if args.float_checkpoint:
-        ck = read_checkpoint(args.float_checkpoint)
+    if run["float_checkpoint"]:
+        ck = read_checkpoint(run["float_checkpoint"])
         float_state, config = ck["state_dict"], {k: v for k, v in ck["config"].items() if k != "binary"}
-    out = Path(args.out)
+    store.run["config"] = config
     out.mkdir(parents=True, exist_ok=True)
     logf = open(out / "log.txt", "a")
 
@@ -415,12 +478,15 @@ def cli_compress(argv=None) -> int:
         full = dict(cfg, binary=tag.startswith("binary"))
         save_checkpoint(make_checkpoint(model, args.recipe, full, meta), out / f"{tag}.pt")
 
-    log(f"compress {args.recipe} {json.dumps(config)} on {args.dataset}: {len(train[0])} train, "
-        f"{len(test[0])} test images; settings {json.dumps(s.to_json())}")
+    log(f"{'resume' if args.resume else 'compress'} {args.recipe} {json.dumps(config)} on {args.dataset}: "
+        f"{len(train[0])} train, {len(test[0])} test images; settings {json.dumps(s.to_json())}; "
+        f"torch {torch.__version__}, {threads} thread(s), device {device}")
+    options = RunOptions(aug=default_augmentation(args.dataset), device=device, log=log,
+                         eval_images=args.eval_images, checkpoint_seconds=60 * args.checkpoint_minutes,
+                         store=store, on_model=on_model)
     try:
         result = compress(lambda **kw: module.build(**kw), module.pruned_config, config, train, test, s,
-                          aug=default_augmentation(args.dataset), device=device, log=log,
-                          float_state=float_state, on_model=on_model)
+                          options=options, float_state=float_state)
         result.update({"recipe": args.recipe, "dataset": args.dataset, "train_images": len(train[0]),
                        "test_images": len(test[0])})
         paths = write_results(result, out, f"{args.recipe} on {args.dataset}")

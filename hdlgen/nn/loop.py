@@ -45,13 +45,14 @@ def _duration(seconds: float) -> str:
 
 def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, lr: float, seed: int,
                  device="cpu", resume: dict | None = None, aug=(0, False), log=print, log_every: int = 100,
-                 on_epoch=None, on_checkpoint=None, checkpoint_seconds: float = 600.0, label: str = ""):
+                 on_epoch=None, on_checkpoint=None, checkpoint_seconds: float = 600.0, label: str = "",
+                 integer_eval: bool = True):
     """Train ``model`` for ``epochs`` epochs (from ``resume``'s position, if given); returns the
     history, one record per epoch.
 
     ``train_data``/``eval_data`` are ``(x uint8 (N,H,W,C), y int64)`` NumPy arrays; after each
-    epoch the float and integer accuracy on ``eval_data`` (a fixed subset, say) go into the
-    record. ``on_checkpoint(position)`` runs every ``checkpoint_seconds`` of training inside an
+    epoch the float and (``integer_eval``) integer accuracy on ``eval_data`` (a fixed subset,
+    say) go into the record. ``on_checkpoint(position)`` runs every ``checkpoint_seconds`` of training inside an
     epoch, ``on_epoch(position, record)`` after each epoch; both save checkpoints.
     """
     device = torch.device(device)
@@ -122,13 +123,15 @@ def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, 
         if eval_data is not None and len(eval_data[0]):
             record["eval_images"] = len(eval_data[0])
             record["test_float"] = accuracy(model, *eval_data, float_reference=True, device=device)
-            record["test_integer"] = accuracy(model, *eval_data, device=device)
+            if integer_eval:
+                record["test_integer"] = accuracy(model, *eval_data, device=device)
         history.append(record)
         msg = (f"{prefix}epoch {epoch + 1}/{epochs} done: loss {record['loss']:.4f} "
                f"train acc {100 * record['train_acc']:.2f}%")
         if "test_float" in record:
-            msg += (f", test acc on {record['eval_images']} images: float {100 * record['test_float']:.2f}% "
-                    f"integer {100 * record['test_integer']:.2f}%")
+            msg += f", test acc on {record['eval_images']} images: float {100 * record['test_float']:.2f}%"
+            if "test_integer" in record:
+                msg += f" integer {100 * record['test_integer']:.2f}%"
         log(msg + f" ({train_time:.1f} s)")
         if on_epoch is not None:
             on_epoch(position(epoch + 1, 0, None, (0.0, 0, 0, 0.0)), record)
