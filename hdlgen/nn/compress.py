@@ -234,6 +234,7 @@ class RunOptions:
     device: str = "cpu"
     log: object = print
     eval_images: int = 1000
+    log_every: int = 100
     checkpoint_seconds: float = 600.0
     store: object = None        # a StageStore, or None (not resumable)
     on_model: object = None     # on_model(tag, model, config, row) for every finished model
@@ -274,7 +275,7 @@ def compress(build, pruned_config, config: dict, train, test, settings: Compress
             log(f"{tag}: {epochs} epochs, lr {lr:g}")
             save = (lambda position: store.save_progress(tag, model, position)) if store else None
             train_epochs(model, train, eval_data, integer_eval=integer, epochs=epochs, batch_size=s.batch_size, lr=lr, seed=seed, device=device, aug=o.aug,
-                         log=log, log_every=0, resume=resume[1] if resume else None, label=tag,
+                         log=log, log_every=o.log_every, resume=resume[1] if resume else None, label=tag,
                          on_checkpoint=save, on_epoch=(lambda position, record: save(position)) if save else None,
                          checkpoint_seconds=o.checkpoint_seconds)
         model.to("cpu").eval()
@@ -482,7 +483,8 @@ def cli_compress(argv=None) -> int:
         f"{len(train[0])} train, {len(test[0])} test images; settings {json.dumps(s.to_json())}; "
         f"torch {torch.__version__}, {threads} thread(s), device {device}")
     options = RunOptions(aug=default_augmentation(args.dataset), device=device, log=log,
-                         eval_images=args.eval_images, checkpoint_seconds=60 * args.checkpoint_minutes,
+                         eval_images=args.eval_images, log_every=args.log_every,
+                         checkpoint_seconds=60 * args.checkpoint_minutes,
                          store=store, on_model=on_model)
     try:
         result = compress(lambda **kw: module.build(**kw), module.pruned_config, config, train, test, s,

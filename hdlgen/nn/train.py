@@ -46,6 +46,7 @@ def set_threads(threads: int | None, device) -> int:
 
 def add_run_arguments(p):
     """Options of every long training command (train, compress)."""
+    p.add_argument("--log-every", type=int, default=100, help="progress line every N batches (0: none)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default 1 on CPU: faster than two while anything else runs)")
     p.add_argument("--eval-images", type=int, default=DEFAULT_EVAL_IMAGES,
@@ -71,7 +72,6 @@ def add_train_arguments(p):
     p.add_argument("--seed", type=int, default=None, help=f"default {DEFAULT_SEED}")
     p.add_argument("--config", default=None, help="JSON object overriding recipe options")
     p.add_argument("--log", default=None, help="also append the log to this file")
-    p.add_argument("--log-every", type=int, default=100, help="progress line every N batches (0: none)")
     p.add_argument("--name", default=None, help="model name stored in the checkpoint")
     return add_run_arguments(p)
 
