@@ -9,9 +9,17 @@ ARGS   ?=
 FUZZ_COUNT ?= 200
 FUZZ_SEED  ?= 1
 
-.PHONY: install build test test-fast bench fuzz lint clean distclean
+.PHONY: install icarus build test test-fast bench fuzz lint clean distclean
 
-install: $(STAMP)
+install: $(STAMP) icarus
+
+# Icarus Verilog, the second simulator of the tests (Debian's package; as root where missing).
+# Without it those tests are skipped, and pytest says so.
+icarus:
+	@command -v iverilog >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q iverilog >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q iverilog >/dev/null 2>&1; }; }; } || \
+	  echo "note: Icarus Verilog (iverilog) is not installed and could not be installed here; its tests will be skipped"
 
 # torch is installed first and pinned exactly: its local CPU wheel, no CUDA downloads.
 $(STAMP): pyproject.toml

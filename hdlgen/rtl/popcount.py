@@ -3,7 +3,8 @@
 Every PE of a binary MVAU counts the set bits of a SIMD-bit word. Written inline, each count
 is a tree of SIMD-1 adders in the emitted Verilog and in the C++ that Verilator makes of it;
 a ResNet-14 has some thousand such PEs. ``hdlgen_popcount`` is the same balanced adder tree
-written once, as a parameterized module: Yosys flattens it into the same logic, and Verilator
+written once, as a parameterized module: Yosys flattens it into the same logic (the same LUT
+count for the shipped models), and Verilator
 keeps it a module (``no_inline_module``), compiling one class per width instead of one copy
 per PE. In Amaranth's simulator (``external=False``) the tree is built inline.
 """
@@ -16,9 +17,11 @@ from .arith import popcount
 POPCOUNT_MODULE = "hdlgen_popcount"
 
 POPCOUNT_VERILOG = """\
-// Number of set bits of IN: a balanced tree of adders over the bits. Level 0 holds the bits
-// (zero past WIDTH) as OUT-bit counts; level l holds N >> l counts, count k being the sum of
-// counts 2k and 2k+1 of level l-1; level L is the total.
+// Number of set bits of IN: a balanced tree of adders over the bits. Node k of the tree (1 the
+// root, N + i the bit i, zero past WIDTH) is the OUT-bit count t[OUT*k +: OUT]; node k < N is
+// the sum of nodes 2k and 2k+1. Written as one function, the tree is one process for an
+// event-driven simulator (Icarus evaluates it about 9x faster than as a net of assigns) and
+// the same logic for synthesis.
 module hdlgen_popcount #(
     parameter integer WIDTH = 2,
     parameter integer OUT = 2
@@ -29,22 +32,19 @@ module hdlgen_popcount #(
     /*verilator no_inline_module*/
     localparam integer L = $clog2(WIDTH);
     localparam integer N = 1 << L;
-    genvar l, k;
-    generate
-        for (l = 0; l <= L; l = l + 1) begin : level
-            wire [OUT*(N >> l)-1:0] s;
-            for (k = 0; k < (N >> l); k = k + 1) begin : node
-                if (l > 0) begin : sum
-                    assign s[OUT*k +: OUT] = level[l-1].s[OUT*(2*k) +: OUT] + level[l-1].s[OUT*(2*k+1) +: OUT];
-                end else if (k < WIDTH) begin : bit_k
-                    assign s[OUT*k +: OUT] = {{(OUT-1){1'b0}}, in[k]};
-                end else begin : zero_k
-                    assign s[OUT*k +: OUT] = {OUT{1'b0}};
-                end
-            end
+    function automatic [OUT-1:0] tree(input [WIDTH-1:0] v);
+        reg [OUT*2*N-1:0] t;
+        integer k;
+        begin
+            t = {OUT*2*N{1'b0}};
+            for (k = 0; k < WIDTH; k = k + 1)
+                t[OUT*(N+k) +: OUT] = {{(OUT-1){1'b0}}, v[k]};
+            for (k = N - 1; k >= 1; k = k - 1)
+                t[OUT*k +: OUT] = t[OUT*(2*k) +: OUT] + t[OUT*(2*k+1) +: OUT];
+            tree = t[OUT +: OUT];
         end
-    endgenerate
-    assign count = level[L].s[OUT-1:0];
+    endfunction
+    assign count = tree(in);
 endmodule
 """
 
