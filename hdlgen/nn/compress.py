@@ -36,7 +36,9 @@ from torch import nn
 
 from ..errors import HdlgenError
 from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
+from . import distributed
 from .conv import Conv2d, conv2d
+from .distributed import Group
 from .data import dataset_classes, default_augmentation, load_dataset
 from .evaluate import _device
 from .layers import sign_ste
@@ -238,6 +240,7 @@ class RunOptions:
     checkpoint_seconds: float = 600.0
     store: object = None        # a StageStore, or None (not resumable)
     on_model: object = None     # on_model(tag, model, config, row) for every finished model
+    group: Group = Group()      # the training processes (hdlgen.nn.distributed)
 
 
 def compress(build, pruned_config, config: dict, train, test, settings: CompressSettings, *,
@@ -277,11 +280,11 @@ def compress(build, pruned_config, config: dict, train, test, settings: Compress
             train_epochs(model, train, eval_data, integer_eval=integer, epochs=epochs, batch_size=s.batch_size, lr=lr, seed=seed, device=device, aug=o.aug,
                          log=log, log_every=o.log_every, resume=resume[1] if resume else None, label=tag,
                          on_checkpoint=save, on_epoch=(lambda position, record: save(position)) if save else None,
-                         checkpoint_seconds=o.checkpoint_seconds)
+                         checkpoint_seconds=o.checkpoint_seconds, group=o.group)
         model.to("cpu").eval()
         row = _row(tag, rate, model, cfg, report, integer)
         rows.append(row)
-        if o.on_model is not None:
+        if o.on_model is not None and o.group.main:
             o.on_model(tag, model, cfg, row)
         if store:
             store.finish(tag, row)
@@ -434,9 +437,18 @@ def cli_compress(argv=None) -> int:
         raise HdlgenError(f"--eval-images and --checkpoint-minutes must not be negative "
                           f"({args.eval_images}, {args.checkpoint_minutes})")
     threads = set_threads(args.threads, device)
+    group = distributed.current()
+    try:
+        return _cli_compress(args, device, threads, group)
+    finally:
+        distributed.close()
+
+
+def _cli_compress(args, device, threads, group) -> int:
     out = Path(args.out)
     run = _run_definition(args)
-    store = StageStore(out, run, resume=args.resume)
+    store = StageStore(out, run, resume=args.resume, writes=group.main)
+    distributed.barrier()   # every process has read the folder before the first one writes to it
     if args.resume:
         for key in ("recipe", "dataset"):
             if store.run[key] != run[key]:
@@ -464,9 +476,11 @@ def cli_compress(argv=None) -> int:
         float_state, config = ck["state_dict"], {k: v for k, v in ck["config"].items() if k != "binary"}
     store.run["config"] = config
     out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "log.txt", "a")
+    logf = open(out / "log.txt", "a") if group.main else None
 
     def log(line):
+        if logf is None:
+            return
         print(line, flush=True)
         logf.write(line + "\n")
         logf.flush()
@@ -481,20 +495,22 @@ def cli_compress(argv=None) -> int:
 
     log(f"{'resume' if args.resume else 'compress'} {args.recipe} {json.dumps(config)} on {args.dataset}: "
         f"{len(train[0])} train, {len(test[0])} test images; settings {json.dumps(s.to_json())}; "
-        f"torch {torch.__version__}, {threads} thread(s), device {device}")
+        f"torch {torch.__version__}, {threads} thread(s), device {device}, {group.world} process(es)")
     options = RunOptions(aug=default_augmentation(args.dataset), device=device, log=log,
                          eval_images=args.eval_images, log_every=args.log_every,
                          checkpoint_seconds=60 * args.checkpoint_minutes,
-                         store=store, on_model=on_model)
+                         store=store, on_model=on_model, group=group)
     try:
         result = compress(lambda **kw: module.build(**kw), module.pruned_config, config, train, test, s,
                           options=options, float_state=float_state)
         result.update({"recipe": args.recipe, "dataset": args.dataset, "train_images": len(train[0]),
                        "test_images": len(test[0])})
-        paths = write_results(result, out, f"{args.recipe} on {args.dataset}")
-        log(f"wrote {paths[0]} and {paths[1]}")
+        if group.main:
+            paths = write_results(result, out, f"{args.recipe} on {args.dataset}")
+            log(f"wrote {paths[0]} and {paths[1]}")
     finally:
-        logf.close()
+        if logf is not None:
+            logf.close()
     return 0
 
 

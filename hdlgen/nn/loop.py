@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import HdlgenError
 from .data import augment
+from .distributed import Group, use_global_batch_norm
 from .evaluate import predict
 
 
@@ -46,7 +47,7 @@ def _duration(seconds: float) -> str:
 def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, lr: float, seed: int,
                  device="cpu", resume: dict | None = None, aug=(0, False), log=print, log_every: int = 100,
                  on_epoch=None, on_checkpoint=None, checkpoint_seconds: float = 600.0, label: str = "",
-                 integer_eval: bool = True):
+                 integer_eval: bool = True, group: Group = Group()):
     """Train ``model`` for ``epochs`` epochs (from ``resume``'s position, if given); returns the
     history, one record per epoch.
 
@@ -57,6 +58,8 @@ def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, 
     """
     device = torch.device(device)
     model.to(device)
+    if group.world > 1:
+        use_global_batch_norm(model)
     x_train = torch.from_numpy(np.ascontiguousarray(train_data[0])).to(device)
     y_train = torch.from_numpy(np.asarray(train_data[1], np.int64)).to(device)
     n = len(x_train)
@@ -91,22 +94,28 @@ def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, 
         for b in range(first, per_epoch):
             idx = perm[b * batch_size:(b + 1) * batch_size]
             step = epoch * per_epoch + b
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(lr, step, total)
+            for params in opt.param_groups:
+                params["lr"] = cosine_lr(lr, step, total)
             xb = x_train[idx.to(device)]
-            if pad or flip:
+            if pad or flip:   # the whole global batch, so that every process's generator agrees
                 xb = augment(xb.cpu(), gen, pad, flip).to(device)
             yb = y_train[idx.to(device)]
+            xb, yb = group.share(xb), group.share(yb)
             out = model(xb)
-            loss = F.cross_entropy(out, yb)
+            loss = F.cross_entropy(out, yb, reduction="sum") / len(idx)   # this share of the batch mean
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            group.sum_gradients(model)
             opt.step()
             model.clip_weights()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((out.argmax(1) == yb).sum())
+            step_loss, step_correct = group.sum([float(loss.detach()) * len(idx),
+                                                 float((out.argmax(1) == yb).sum())])
+            loss_sum += step_loss
+            correct += int(step_correct)
             seen += len(idx)
             session_steps += 1
+            if not group.main:
+                continue
             if log_every and (b + 1) % log_every == 0:
                 left = (total - step - 1) * (time.monotonic() - session_start) / session_steps
                 log(f"{prefix}epoch {epoch + 1}/{epochs} batch {b + 1}/{per_epoch} "
@@ -118,6 +127,9 @@ def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, 
                 on_checkpoint(position(epoch, b + 1, gen, (loss_sum, correct, seen, time.monotonic() - t0)))
                 last_save = time.monotonic()
         train_time = time.monotonic() - t0
+        if not group.main:
+            history.append({})
+            continue
         record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                   "seconds": round(train_time, 1)}
         if eval_data is not None and len(eval_data[0]):

@@ -21,7 +21,8 @@ class StageStore:
     """The saved state of one run in ``folder``; ``run`` identifies the run (settings and
     configuration as plain data), so that a folder of another run is never mistaken for it."""
 
-    def __init__(self, folder, run: dict, resume: bool):
+    def __init__(self, folder, run: dict, resume: bool, writes: bool = True):
+        self.writes = writes   # False in the processes other than the first of a group
         self.folder = Path(folder)
         self.path = self.folder / RESUME_FILE
         self.run = run
@@ -62,6 +63,8 @@ class StageStore:
         self._write()
 
     def _write(self):
+        if not self.writes:
+            return
         save_checkpoint({"format": FORMAT, "version": VERSION, "recipe": self.run.get("recipe", ""),
                          "config": dict(self.run.get("config", {})), "state_dict": {},
                          "meta": {"run": self.run, "stages": self.state}}, self.path)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HdlgenError
+from . import distributed
 from .checkpoint import make_checkpoint, read_checkpoint, save_checkpoint, source_revision
 from .data import dataset_classes, dataset_names, default_augmentation, load_dataset
 from .evaluate import _device
@@ -102,22 +103,26 @@ def cli_train(args) -> int:
         raise HdlgenError(f"--eval-images and --checkpoint-minutes must not be negative "
                           f"({args.eval_images}, {args.checkpoint_minutes})")
     set_threads(args.threads, device)
-    logfile = open(args.log, "a") if getattr(args, "log", None) else None
+    group = distributed.current()
+    logfile = open(args.log, "a") if getattr(args, "log", None) and group.main else None
 
     def log(line):
+        if not group.main:
+            return
         print(line, flush=True)
         if logfile:
             logfile.write(line + "\n")
             logfile.flush()
 
     try:
-        return _cli_train(args, out, device, log)
+        return _cli_train(args, out, device, log, group)
     finally:
         if logfile:
             logfile.close()
+        distributed.close()
 
 
-def _cli_train(args, out: Path, device, log) -> int:
+def _cli_train(args, out: Path, device, log, group) -> int:
     overrides = {}
     if args.config:
         try:
@@ -184,6 +189,7 @@ def _cli_train(args, out: Path, device, log) -> int:
     log(f"train {args.recipe} {json.dumps(config)} on {args.dataset}: {len(train_x)} train, "
         f"{len(test_x)} test images; {n_params} parameters")
     log(f"epochs {args.epochs}, batch {batch}, Adam lr {lr} (cosine), seed {seed}, device {device}, "
+        f"{group.world} process(es), "
         f"augmentation pad {aug[0]} flip {aug[1]}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     log(f"command: {command}")
     if state.get("batch"):
@@ -226,7 +232,9 @@ def _cli_train(args, out: Path, device, log) -> int:
     train_epochs(model, (train_x, train_y), eval_data, epochs=args.epochs, batch_size=batch, lr=lr,
                  seed=seed, device=device, resume=state or None, aug=aug, log=log,
                  log_every=args.log_every, on_epoch=on_epoch, on_checkpoint=save,
-                 checkpoint_seconds=60 * args.checkpoint_minutes)
+                 checkpoint_seconds=60 * args.checkpoint_minutes, group=group)
+    if not group.main:
+        return 0
 
     model.to("cpu").eval()
     final = meta(args.epochs)
