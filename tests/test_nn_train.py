@@ -249,3 +249,22 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     losses = [[line.split("loss ")[1].split()[0] for line in out.splitlines() if " batch 4/4 " in line]
               for out in (one, two)]
     assert losses[0] == losses[1]
+
+
+def test_augment_is_the_same_on_any_device_and_bfloat16_forward_trains():
+    from hdlgen.nn.data import augment
+    from hdlgen.nn.loop import train_epochs
+    from hdlgen.nn.recipes import build_model
+
+    x = torch.randint(0, 256, (6, 8, 8, 3), dtype=torch.uint8)
+    a = augment(x, torch.Generator().manual_seed(1), 2, True)
+    b = augment(x.to("meta"), torch.Generator().manual_seed(1), 2, True)
+    assert b.device.type == "meta" and b.shape == a.shape
+    torch.manual_seed(0)
+    model, _ = build_model("mlp", {"input_shape": [4, 4, 1], "hidden": [8], "classes": 3})
+    data = (np.random.default_rng(0).integers(0, 256, (32, 4, 4, 1), dtype=np.uint8), np.arange(32) % 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    history = train_epochs(model, data, None, epochs=1, batch_size=8, lr=0.01, seed=0, amp=True,
+                           log=lambda line: None)
+    assert history[0]["loss"] > 0 and not states_equal(before, model.state_dict())
+    assert all(v.dtype in (torch.float32, torch.int64) for v in model.state_dict().values())

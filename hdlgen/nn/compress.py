@@ -241,6 +241,7 @@ class RunOptions:
     store: object = None        # a StageStore, or None (not resumable)
     on_model: object = None     # on_model(tag, model, config, row) for every finished model
     group: Group = Group()      # the training processes (hdlgen.nn.distributed)
+    amp: bool = False           # bfloat16 autocast in the forward pass
 
 
 def compress(build, pruned_config, config: dict, train, test, settings: CompressSettings, *,
@@ -280,7 +281,7 @@ def compress(build, pruned_config, config: dict, train, test, settings: Compress
             train_epochs(model, train, eval_data, integer_eval=integer, epochs=epochs, batch_size=s.batch_size, lr=lr, seed=seed, device=device, aug=o.aug,
                          log=log, log_every=o.log_every, resume=resume[1] if resume else None, label=tag,
                          on_checkpoint=save, on_epoch=(lambda position, record: save(position)) if save else None,
-                         checkpoint_seconds=o.checkpoint_seconds, group=o.group)
+                         checkpoint_seconds=o.checkpoint_seconds, group=o.group, amp=o.amp)
         model.to("cpu").eval()
         row = _row(tag, rate, model, cfg, report, integer)
         rows.append(row)
@@ -499,7 +500,7 @@ def _cli_compress(args, device, threads, group) -> int:
     options = RunOptions(aug=default_augmentation(args.dataset), device=device, log=log,
                          eval_images=args.eval_images, log_every=args.log_every,
                          checkpoint_seconds=60 * args.checkpoint_minutes,
-                         store=store, on_model=on_model, group=group)
+                         store=store, on_model=on_model, group=group, amp=args.amp)
     try:
         result = compress(lambda **kw: module.build(**kw), module.pruned_config, config, train, test, s,
                           options=options, float_state=float_state)

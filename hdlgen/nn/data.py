@@ -435,21 +435,24 @@ def default_augmentation(name: str):
 
 
 def augment(x, generator, pad: int = 0, flip: bool = False):
-    """Random crop (zero padding ``pad``) and horizontal flip of a torch batch (N, H, W, C)."""
+    """Random crop (zero padding ``pad``) and horizontal flip of a torch batch (N, H, W, C) on
+    any device. The random numbers come from the CPU ``generator``, so a batch is augmented
+    alike on every device and in every process that shares the generator's state."""
     import torch
 
     if pad <= 0 and not flip:
         return x
     n, h, w, _ = x.shape
+    dev = x.device
     if flip:
-        mask = torch.rand(n, generator=generator) < 0.5
+        mask = (torch.rand(n, generator=generator) < 0.5).to(dev)
         x = torch.where(mask[:, None, None, None], x.flip(2), x)
     if pad > 0:
-        padded = torch.zeros((n, h + 2 * pad, w + 2 * pad, x.shape[3]), dtype=x.dtype)
+        padded = torch.zeros((n, h + 2 * pad, w + 2 * pad, x.shape[3]), dtype=x.dtype, device=dev)
         padded[:, pad:pad + h, pad:pad + w] = x
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]
-        cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]
-        x = padded[torch.arange(n)[:, None, None], rows, cols]
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
+        rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])[:, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])[:, None, :]
+        x = padded[torch.arange(n, device=dev)[:, None, None], rows, cols]
     return x

@@ -47,7 +47,7 @@ def _duration(seconds: float) -> str:
 def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, lr: float, seed: int,
                  device="cpu", resume: dict | None = None, aug=(0, False), log=print, log_every: int = 100,
                  on_epoch=None, on_checkpoint=None, checkpoint_seconds: float = 600.0, label: str = "",
-                 integer_eval: bool = True, group: Group = Group()):
+                 integer_eval: bool = True, group: Group = Group(), amp: bool = False):
     """Train ``model`` for ``epochs`` epochs (from ``resume``'s position, if given); returns the
     history, one record per epoch.
 
@@ -98,11 +98,12 @@ def train_epochs(model, train_data, eval_data, *, epochs: int, batch_size: int, 
                 params["lr"] = cosine_lr(lr, step, total)
             xb = x_train[idx.to(device)]
             if pad or flip:   # the whole global batch, so that every process's generator agrees
-                xb = augment(xb.cpu(), gen, pad, flip).to(device)
+                xb = augment(xb, gen, pad, flip)
             yb = y_train[idx.to(device)]
             xb, yb = group.share(xb), group.share(yb)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb, reduction="sum") / len(idx)   # this share of the batch mean
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(xb)
+            loss = F.cross_entropy(out.float(), yb, reduction="sum") / len(idx)   # this share of the batch mean
             opt.zero_grad(set_to_none=True)
             loss.backward()
             group.sum_gradients(model)

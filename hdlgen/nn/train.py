@@ -48,6 +48,9 @@ def set_threads(threads: int | None, device) -> int:
 def add_run_arguments(p):
     """Options of every long training command (train, compress)."""
     p.add_argument("--log-every", type=int, default=100, help="progress line every N batches (0: none)")
+    p.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast in the forward pass (for CUDA; the exported integer model "
+                        "is derived from float32 weights and statistics as without it)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default 1 on CPU: faster than two while anything else runs)")
     p.add_argument("--eval-images", type=int, default=DEFAULT_EVAL_IMAGES,
@@ -232,7 +235,7 @@ def _cli_train(args, out: Path, device, log, group) -> int:
     train_epochs(model, (train_x, train_y), eval_data, epochs=args.epochs, batch_size=batch, lr=lr,
                  seed=seed, device=device, resume=state or None, aug=aug, log=log,
                  log_every=args.log_every, on_epoch=on_epoch, on_checkpoint=save,
-                 checkpoint_seconds=60 * args.checkpoint_minutes, group=group)
+                 checkpoint_seconds=60 * args.checkpoint_minutes, group=group, amp=args.amp)
     if not group.main:
         return 0
 
