@@ -1,0 +1,1 @@
+"""Checks of the verification itself: faults injected into emitted cores (:mod:`.mutants`)."""
