@@ -50,3 +50,29 @@ def test_apply_refuses_a_changed_file(core, tmp_path):
     (core / "hdlgen_accel.v").write_text(CORE.replace("r_port__addr", "q"))
     with pytest.raises(ValueError, match="not the line"):
         apply(core, m, tmp_path / "x")
+
+
+def test_check_counts_what_the_simulation_catches(core):
+    """A stand-in simulator that is wrong exactly when a memory word changed: those mutants
+    are killed, the others survive, and the summary adds them up by kind."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hdlgen.verify.mutation import check, markdown, summary
+
+    expected = np.array([1, 2])
+
+    def simulate(folder, images):
+        changed = (folder / "fc0_weights.mem").read_text() != (core / "fc0_weights.mem").read_text()
+        hung = "2'h2" in (folder / "hdlgen_accel.v").read_text()
+        return SimpleNamespace(outputs=expected + changed, all_tlast=True, hung=hung)
+
+    outcomes = check(core, None, expected, simulate, per_kind=5, seed=3, log=lambda line: None)
+    s = summary(outcomes)
+    assert s["per_kind"]["mem-bit"] == {"mutants": 2, "killed": 2}
+    assert s["per_kind"]["step"] == {"mutants": 1, "killed": 1}
+    assert s["per_kind"]["compare"] == {"mutants": 1, "killed": 0}
+    assert s["killed"] == 3 and s["mutants"] == len(outcomes)
+    assert {o.how for o in outcomes if o.killed} == {"2 wrong output(s)", "hung"}
+    assert "| mem-bit | 2 | 2 |" in markdown(s, "t")
