@@ -84,7 +84,7 @@ class Affine:
         if np.all(self.k == self.k[0]) and np.all(self.tau == self.tau[0]) and self.k[0] != 0:
             return 1 if self.k[0] > 0 else -1
         raise HdlgenError(f"{where}: the output scores have a different float scale or offset per class "
-                          f"(scales {np.unique(self.k)[:4].tolist()}, roots {np.unique(self.tau)[:4].tolist()}); "
+                          f"(scales {np.unique(self.k)[:4].tolist()}, zero crossings {np.unique(self.tau)[:4].tolist()}); "
                           "hdlgen's argmax reads the integer scores, so every class needs the same scale and "
                           "offset (a per-tensor TensorNorm or Mul/Add is fine, a per-class bias or BatchNorm "
                           "is not)")
