@@ -32,13 +32,12 @@ def read_images(path, shape: tuple) -> np.ndarray:
     if x.dtype != np.uint8:
         raise HdlgenError(f"array 'x' in {path} has dtype {x.dtype}; expected uint8 pixels")
     h, w, c = shape
-    if x.ndim == 3 and c == 1:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[1:] != (h, w, c):
+    images = x[..., None] if x.ndim == 3 and c == 1 else x
+    if images.ndim != 4 or images.shape[1:] != (h, w, c):
         alt = f" or N x {h} x {w}" if c == 1 else ""
         raise HdlgenError(f"array 'x' in {path} has shape {x.shape}; the model takes images of shape "
                           f"N x {h} x {w} x {c}{alt}")
-    return x
+    return images
 
 
 def cli_predict(args) -> int:

@@ -216,6 +216,8 @@ def _layer_input(cv, node, x, ndim: int) -> Ints:
     if isinstance(x, Pixels):
         raise cv.fail(node, "reads the unquantized model input; quantize it first (a Quant of 1 to 8 bits "
                             "or a BipolarQuant between the input and the first layer)")
+    if isinstance(x, (np.ndarray, Weights)):
+        raise cv.unsupported(node, "reads a constant as its data input")
     if not isinstance(x, Ints):
         raise cv.fail(node, "reads a layer's float output; put an activation quantizer (BipolarQuant) between")
     shape = cv.graph.types()[x.tensor].shape
