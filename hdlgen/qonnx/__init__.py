@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .convert import SUPPORTED, convert
+from .convert import convert
 from .reader import read_onnx
 
-__all__ = ["SUPPORTED", "load_qonnx"]
+__all__ = ["load_qonnx"]
 
 
 def load_qonnx(path, name: str | None = None):
