@@ -15,7 +15,8 @@ from .errors import HdlgenError
 
 def _add_model(p, required=False):
     p.add_argument("--model", default=None, required=required,
-                   help="shipped model name (see `hdlgen models`) or path to a checkpoint .pt or IR .json "
+                   help="shipped model name (see `hdlgen models`) or path to a checkpoint .pt, IR .json or "
+                        "QONNX .onnx (as Brevitas exports it) "
                         "(default: the default shipped model)")
 
 
@@ -70,6 +71,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--work", default=None, metavar="DIR", help="work directory (default: build/sim/<model>)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
+    pr = sub.add_parser("predict", help="the golden model's labels for your own images",
+                        description="Classify images with the golden (bit-exact integer) model. The images are "
+                                    "a uint8 array 'x' in an .npz file, N x H x W x C, or N x H x W for one "
+                                    "channel. Prints one label per line, or with --json {\"labels\": [...]}.")
+    _add_model(pr)
+    pr.add_argument("--images", required=True, metavar="FILE.npz", help="npz file with a uint8 array 'x'")
+    pr.add_argument("--json", action="store_true", help='print {"labels": [...]}')
+
     t = sub.add_parser("train", help="train a recipe from models/ (see hdlgen/nn/train.py)")
     t.add_argument("rest", nargs=argparse.REMAINDER)
     return ap
@@ -90,6 +99,8 @@ def main(argv=None) -> int:
             from .build.flow import cli_build as handler
         elif args.command == "models":
             from .build.flow import cli_models as handler
+        elif args.command == "predict":
+            from .predict import cli_predict as handler
         elif args.command == "eval":
             from .nn.evaluate import cli_eval as handler
         else:

@@ -1,8 +1,10 @@
-"""Finding and loading models: shipped names, checkpoints (.pt) and exported IR (.json).
+"""Finding and loading models: shipped names, checkpoints (.pt), exported IR (.json) and QONNX
+models (.onnx, as Brevitas exports them).
 
 A *model spec* on the command line is either the name of a model shipped in ``models/``
-(a folder ``models/<name>/`` holding ``checkpoint.pt``) or a path to a checkpoint or to an
-exported IR graph (``graph.json`` beside ``graph.npz``). Only checkpoints need torch.
+(a folder ``models/<name>/`` holding ``checkpoint.pt``) or a path to a checkpoint, to an
+exported IR graph (``graph.json`` beside ``graph.npz``) or to a QONNX model. Only checkpoints
+need torch; QONNX models need the onnx package.
 """
 
 from __future__ import annotations
@@ -31,22 +33,26 @@ def shipped_models() -> list:
     return sorted(p.name for p in root.iterdir() if (p / "checkpoint.pt").is_file())
 
 
+MODEL_SUFFIXES = (".pt", ".json", ".onnx")
+
+
 def resolve_model(spec: str | None) -> Path:
-    """The file a model spec names: a checkpoint ``.pt`` or an IR ``.json``."""
+    """The file a model spec names: a checkpoint ``.pt``, an IR ``.json`` or a QONNX ``.onnx``."""
     spec = spec or DEFAULT_MODEL
     path = Path(spec)
-    if path.suffix in (".pt", ".json") or os.sep in spec or path.exists():
+    if path.suffix in MODEL_SUFFIXES or os.sep in spec or path.exists():
         if path.is_dir() and (path / "checkpoint.pt").is_file():
             return path / "checkpoint.pt"
         if not path.is_file():
             raise HdlgenError(f"model file {path} does not exist")
-        if path.suffix not in (".pt", ".json"):
-            raise HdlgenError(f"model file {path}: expected a checkpoint (.pt) or an exported IR graph (.json)")
+        if path.suffix not in MODEL_SUFFIXES:
+            raise HdlgenError(f"model file {path}: expected a checkpoint (.pt), an exported IR graph (.json) "
+                              "or a QONNX model (.onnx)")
         return path
     ckpt = models_dir() / spec / "checkpoint.pt"
     if not ckpt.is_file():
         known = ", ".join(shipped_models()) or "none"
-        raise HdlgenError(f"no model named {spec!r} (shipped models: {known}; or give a path to a .pt or .json)")
+        raise HdlgenError(f"no model named {spec!r} (shipped models: {known}; or give a path to a .pt, .json or .onnx)")
     return ckpt
 
 
@@ -55,16 +61,28 @@ class LoadedModel:
     name: str
     path: Path
     graph: object  # hdlgen.ir.Graph
-    samples: tuple | None  # (x uint8 (N,H,W,C), y (N,)) shipped test images, when there are some
+    samples: tuple | None  # (x (N,H,W,C), y (N,)) shipped test images as graph inputs, when there are some
 
 
-def load_samples(path: Path):
-    """The shipped test images beside a checkpoint (``samples.npz``), or None."""
+def load_samples(path: Path, graph):
+    """The test images beside a model file (``samples.npz``) as the graph's input values, or None."""
     f = path.parent / "samples.npz"
     if not f.is_file():
         return None
     with np.load(f, allow_pickle=False) as z:
-        return z["x"], z["y"]
+        x, y = z["x"], z["y"]
+    return encode_pixels(graph, x), y
+
+
+def encode_pixels(graph, x: np.ndarray) -> np.ndarray:
+    """What the graph (and the accelerator) reads for uint8 pixels ``x`` (N, H, W, C): the pixels
+    themselves, or, for an imported model whose first quantizer is not the identity on pixels,
+    their codes ``graph.meta["input_map"][channel][pixel]``."""
+    table = graph.meta.get("input_map")
+    if table is None:
+        return x
+    table = np.asarray(table, dtype=np.uint8)  # (C, 256)
+    return table[np.arange(table.shape[0]), x.astype(np.intp)]
 
 
 def load_graph(spec: str | None):
@@ -72,7 +90,12 @@ def load_graph(spec: str | None):
     from .ir import Graph
 
     path = resolve_model(spec)
-    if path.suffix == ".json":
+    if path.suffix == ".onnx":
+        from .qonnx import load_qonnx
+
+        graph = load_qonnx(path)
+        name = graph.name
+    elif path.suffix == ".json":
         try:
             graph = Graph.load(path)
         except FileNotFoundError as e:
@@ -90,4 +113,4 @@ def load_graph(spec: str | None):
             if str(path) in str(e):
                 raise
             raise HdlgenError(f"checkpoint {path}: {e}") from None
-    return LoadedModel(name=name, path=path, graph=graph, samples=load_samples(path))
+    return LoadedModel(name=name, path=path, graph=graph, samples=load_samples(path, graph))
