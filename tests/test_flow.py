@@ -13,7 +13,8 @@ import pytest
 from hdlgen.build.design import CORE_NAME, make_design, write_core
 from hdlgen.golden import classify, run
 from hdlgen.model import load_graph
-from hdlgen.pack import pack_mvau, read_mem, write_mem
+from hdlgen.engines.mvau import pack_mvau
+from hdlgen.pack import read_mem, write_mem
 
 pytestmark = pytest.mark.verilator
 

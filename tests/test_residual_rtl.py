@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hdlgen.fold import Folding, LayerFold, auto_fold, check, plan, predict
-from hdlgen.fold.folding import delay_depths
+from hdlgen.fold.timeline import delay_depths
 from hdlgen.fuzz import random_folding, random_images, random_resnet
 from hdlgen.golden import run
 from hdlgen.pack import join_words, split_words

@@ -8,6 +8,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..engines.argmax import ArgMax
+from ..engines.ports import OUTPUT_BYTES
+from .built import Built, Lanes
+
 
 class ArgMaxUnit(wiring.Component):
     def __init__(self, n: int, lanes: int, bits: int, is_signed: bool, out_bits: int):
@@ -16,6 +20,17 @@ class ArgMaxUnit(wiring.Component):
         self.n, self.lanes, self.bits, self.is_signed = n, lanes, bits, is_signed
         self.out_bits = max(out_bits, ceil_log2(n) or 1)
         super().__init__({"i": In(stream.Signature(lanes * bits)), "o": Out(stream.Signature(self.out_bits))})
+
+    @classmethod
+    def from_engine(cls, e: ArgMax, knobs, artifact, ins: list, options) -> Built:
+        x = ins[0]
+        c = cls(e.n_in, x.lanes, x.bits, x.signed, 8 * OUTPUT_BYTES)
+        return Built(c, [c.i], [(c.o, Lanes(1, c.out_bits))])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last beat to its label."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()

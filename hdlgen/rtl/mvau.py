@@ -50,16 +50,15 @@ from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..fold.folding import MVAU_DEPTH, LayerFold
-from ..fold.plan import MVAU
-from ..pack.mvau import MvauImage, hw_accumulator
+from ..engines.mvau import MVAU, MvauFold, MvauImage, hw_accumulator
 from .arith import tree_sum
+from .built import Built, Lanes
 from .popcount import popcount_of
 from .pingpong import PingPong
 from .rom import Rom
 
 FIFO_DEPTH = 8
-LATENCY = MVAU_DEPTH  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
+LATENCY = 5  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
 ACCUMULATORS = ("shared", "per-output")
 
 
@@ -68,7 +67,7 @@ def shape_of(dtype):
 
 
 class MvauEngine(wiring.Component):
-    def __init__(self, e: MVAU, f: LayerFold, image: MvauImage, external: bool, *,
+    def __init__(self, e: MVAU, f: MvauFold, image: MvauImage, external: bool, *,
                  accumulator: str = "shared"):
         if e.w_dtype.kind != "bipolar":
             raise ValueError(f"layer {e.name}: only bipolar weights are supported, not {e.w_dtype}")
@@ -85,6 +84,16 @@ class MvauEngine(wiring.Component):
             "i": In(stream.Signature(f.simd * self.in_bits)),
             "o": Out(stream.Signature(f.pe * self.out_bits)),
         })
+
+    @classmethod
+    def from_engine(cls, e: MVAU, f: MvauFold, image: MvauImage, ins: list, options) -> Built:
+        c = cls(e, f, image, options.external, accumulator=options.accumulator)
+        return Built(c, [c.i], [(c.o, Lanes(f.pe, c.out_bits, (not e.threshold) and c.acc.dtype.signed))])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step's issue to its result being readable downstream."""
+        return LATENCY
 
     @property
     def accumulator_registers(self) -> int:

@@ -8,6 +8,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engines.maxpool import MaxPool
+from .built import Built
 from .swu import SlidingWindow
 
 
@@ -22,6 +24,11 @@ class WindowReduce(wiring.Component):
                 raise ValueError(f"window reduce {name} must be a positive integer, not {v!r}")
         self.c, self.bits, self.kk, self.is_signed = c, bits, kk, is_signed
         super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's last beat to its max."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -57,6 +64,18 @@ class MaxPoolUnit(wiring.Component):
         self.swu = SlidingWindow(h, w, c, bits, k, stride, 0, 0)
         self.reduce = WindowReduce(c, bits, k * k, is_signed)
         super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+
+    @classmethod
+    def from_engine(cls, e: MaxPool, knobs, artifact, ins: list, options) -> Built:
+        win, x = e.window, ins[0]
+        c = cls(win.h, win.w, win.c, x.bits, win.k, win.stride, e.dtype.kind == "int")
+        return Built(c, [c.i], [(c.o, x)])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last input beat to the end of its first window (whose max
+        then leaves after K*K - 1 more beats)."""
+        return self.swu.latency + self.reduce.latency
 
     def elaborate(self, platform):
         m = Module()

@@ -9,6 +9,12 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engines.decimate import Decimate
+from ..engines.delay import Delay
+from ..engines.fork import Fork as ForkSpec
+from ..engines.globalsum import GlobalSum
+from ..engines.select import SelectThreshold
+from .built import Built, Lanes
 from .rom import Rom
 
 
@@ -24,6 +30,17 @@ class Fork(wiring.Component):
         members = {"i": In(stream.Signature(width))}
         members.update({f"o{k}": Out(stream.Signature(width)) for k in range(ways)})
         super().__init__(members)
+
+    @classmethod
+    def from_engine(cls, e: ForkSpec, knobs, artifact, ins: list, options) -> Built:
+        x = ins[0]
+        c = cls(x.lanes * x.bits, e.ways)
+        return Built(c, [c.i], [(c.output(k), x) for k in range(e.ways)])
+
+    @property
+    def latency(self) -> int:
+        """Copies leave in the cycle their input beat arrives."""
+        return 0
 
     def output(self, k: int):
         return getattr(self, f"o{k}")
@@ -50,6 +67,17 @@ class DelayFifo(wiring.Component):
         self.width, self.depth = width, depth
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
+    @classmethod
+    def from_engine(cls, e: Delay, knobs, artifact, ins: list, options) -> Built:
+        x = ins[0]
+        c = cls(e.channels * x.bits, options.sizes[e.name])
+        return Built(c, [c.i], [(c.o, Lanes(e.channels, x.bits, x.signed))])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat entering an empty FIFO to it being readable."""
+        return 2
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
@@ -75,6 +103,17 @@ class SelectThresholdUnit(wiring.Component):
         self.rom = Rom(2 * lanes * thr_bits, words, file_name, external)
         super().__init__({"i": In(stream.Signature(lanes * acc_bits)), "sel": In(stream.Signature(lanes)),
                           "o": Out(stream.Signature(lanes))})
+
+    @classmethod
+    def from_engine(cls, e: SelectThreshold, knobs, image, ins: list, options) -> Built:
+        x, thr = ins[0], e.acc.thr_dtype
+        c = cls(x.lanes, x.bits, x.signed, thr.bits, thr.signed, image.words, image.file, options.external)
+        return Built(c, [c.i, c.sel], [(c.o, Lanes(x.lanes, 1))])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat on both inputs to its result."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -116,6 +155,16 @@ class GlobalSumUnit(wiring.Component):
         self.pixels, self.channels, self.bits, self.kind, self.out_bits = pixels, channels, bits, kind, out_bits
         super().__init__({"i": In(stream.Signature(channels * bits)), "o": Out(stream.Signature(channels * out_bits))})
 
+    @classmethod
+    def from_engine(cls, e: GlobalSum, knobs, artifact, ins: list, options) -> Built:
+        c = cls(e.pixels, e.channels, ins[0].bits, e.in_dtype.kind, e.out_dtype.bits)
+        return Built(c, [c.i], [(c.o, Lanes(e.channels, e.out_dtype.bits, e.out_dtype.signed))])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last pixel to its sums."""
+        return 1
+
     def _value(self, j):
         x = self.i.payload[j * self.bits:(j + 1) * self.bits]
         if self.kind == "bipolar":
@@ -155,6 +204,17 @@ class Decimator(wiring.Component):
         self.h, self.w, self.stride, self.out_h, self.out_w = h, w, stride, out_h, out_w
         self.width = width
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    @classmethod
+    def from_engine(cls, e: Decimate, knobs, artifact, ins: list, options) -> Built:
+        win, x = e.window, ins[0]
+        c = cls(win.h, win.w, win.c * x.bits, win.stride, win.out_h, win.out_w)
+        return Built(c, [c.i], [(c.o, x)])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a kept pixel's arrival to it being readable (its row FIFO's)."""
+        return 2
 
     def elaborate(self, platform):
         m = Module()

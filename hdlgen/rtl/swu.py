@@ -16,10 +16,11 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fold.folding import SWU_DEPTH
+from ..engines.swu import SWU
+from .built import Built
 from .pingpong import PingPong
 
-LATENCY = SWU_DEPTH
+LATENCY = 2
 
 
 class SlidingWindow(wiring.Component):
@@ -39,6 +40,17 @@ class SlidingWindow(wiring.Component):
         if self.out_h < 1 or self.out_w < 1:
             raise ValueError(f"sliding window: kernel {k} with pad {pad} does not fit a {h}x{w} image")
         super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+
+    @classmethod
+    def from_engine(cls, e: SWU, knobs, artifact, ins: list, options) -> Built:
+        win, x = e.window, ins[0]
+        c = cls(win.h, win.w, win.c, x.bits, win.k, win.stride, win.pad, e.pad_code)
+        return Built(c, [c.i], [(c.o, x)])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last input beat to its first output beat."""
+        return LATENCY
 
     @property
     def cycles_per_image(self) -> int:
