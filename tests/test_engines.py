@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from amaranth_tb import Source, run_testbench
 from hdlgen.engines import REGISTRY, EngineKind, NoKnobs, kind_of, register
 from hdlgen.engines.mvau import MvauFold
 from hdlgen.errors import HdlgenError
@@ -168,3 +169,64 @@ def test_no_package_cycles():
 
 def test_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}})[0] == ["a", "b", "c", "a"]
+
+
+# Kinds whose model gives a bound on the last beat, not its time: a decimator's last kept
+# pixel can come before the image's last pixel (the rows and columns a stride skips).
+LAST_BEAT_BOUND = ("decimate",)
+START = 2   # cycles after reset before the first input beat (a ROM reads its first word meanwhile)
+
+
+def _measure(built, beats_in: int, n_out: int, max_cycles: int = 5000) -> list:
+    """Cycles of the output beats of a component offered ``beats_in`` beats (random payloads)
+    on every input from cycle ``START`` at full rate, its outputs always ready."""
+    rng = np.random.default_rng(0)
+    sources = [Source(port.valid, port.payload, rng.integers(0, 1 << min(len(port.payload), 62), beats_in).tolist(),
+                      rng, 0.0) for port in built.inputs]
+    times = []
+
+    async def tb(ctx):
+        for port, _ in built.outputs:
+            ctx.set(port.ready, 1)
+        for cycle in range(max_cycles):
+            if len(times) == n_out:
+                break
+            for source in sources:
+                if cycle >= START:
+                    source.drive(ctx)
+            await ctx.delay(1e-9)
+            for source, port in zip(sources, built.inputs):
+                source.settle(ctx, port.ready)
+            if ctx.get(built.outputs[0][0].valid):
+                times.append(cycle)
+            await ctx.tick()
+
+    run_testbench(built.component, tb)
+    return times
+
+
+def test_component_timing_is_the_model_timeline():
+    """Each engine alone, one image offered at full rate on every input, outputs always ready:
+    its first and last output beat come when the model side's timeline says."""
+    checked, wrong = set(), []
+    for p, fo, g in _designs():
+        ln, images, sizes = lanes(p, fo), pack_all(g, p, fo), delay_depths(p, fo)
+        streams = {"input": Lanes(fo.in_lanes, p.input_dtype.bits)}
+        for e in p.engines:
+            kind, knobs = REGISTRY[e.kind], fo.knobs(e)
+            ins = [Lanes(want, streams[src].bits, streams[src].signed)
+                   for src, want in zip(p.inputs[e.name], ln.inputs[e.name])]
+            built = COMPONENTS[e.kind].from_engine(e, knobs, images.get(e.name), ins, Options(False, "shared", sizes))
+            for k, (_, out) in enumerate(built.outputs):
+                streams[e.name if len(built.outputs) == 1 else f"{e.name}/{k}"] = out
+            d = kind.describe(e, knobs, images.get(e.name), sizes)
+            beats_in = int(np.prod(d["in_shape"])) // ln.inputs[e.name][0]
+            beats_out = int(np.prod(d["out_shape"])) // kind.outputs(e) // built.outputs[0][1].lanes
+            times = _measure(built, beats_in, beats_out)
+            model = kind.timeline(e, knobs, [(START, START + beats_in - 1)] * len(built.inputs))
+            late = e.kind in LAST_BEAT_BOUND and times[0] == model[0] and times[-1] <= model[1]
+            if (times[0], times[-1]) != model and not late:
+                wrong.append((e.name, (times[0], times[-1]), model))
+            checked.add(e.kind)
+    assert checked == set(REGISTRY)
+    assert wrong == []
