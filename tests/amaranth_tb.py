@@ -3,9 +3,15 @@ simulation run through them checks the stream contract on every stream of the de
 test (:mod:`stream_protocol`)."""
 
 from amaranth.hdl import Module, Signal
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 import stream_protocol
+
+
+def flat(payload):
+    """A typed payload (``data.View``) as its plain bits, for setting and reading integers."""
+    return payload.as_value() if isinstance(payload, data.View) else payload
 
 
 class Source:
@@ -13,7 +19,7 @@ class Source:
     once offered stays valid, unchanged, until it is taken."""
 
     def __init__(self, valid, payload, beats, rng, stall):
-        self.valid, self.payload, self.beats, self.rng, self.stall = valid, payload, beats, rng, stall
+        self.valid, self.payload, self.beats, self.rng, self.stall = valid, flat(payload), beats, rng, stall
         self.sent, self.offering = 0, False
 
     def drive(self, ctx):
@@ -39,7 +45,7 @@ def run_stream(dut, inp, out, beats, n_out, rng, stall_in=0.3, stall_out=0.3, ma
     Returns (outputs, cycles).
     """
     iv, ir, idata = (inp.valid, inp.ready, inp.payload) if inp is not None else (in_valid, in_ready, in_data)
-    ov, orr, odata = (out.valid, out.ready, out.payload) if out is not None else (out_valid, out_ready, out_data)
+    ov, orr, odata = (out.valid, out.ready, flat(out.payload)) if out is not None else (out_valid, out_ready, out_data)
     got = []
     state = {"cycles": 0}
     source = Source(iv, idata, beats, rng, stall_in)

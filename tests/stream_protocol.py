@@ -7,7 +7,7 @@ checker process per stream to a simulator. A violation raises AssertionError out
 ``Simulator.run`` naming the stream and the clock cycle.
 """
 
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 
 
 def stream_ports(dut) -> list:
@@ -21,7 +21,8 @@ def stream_ports(dut) -> list:
             sig = sig.flip()
         if isinstance(sig, stream.Signature):
             port = getattr(dut, name)
-            found.append((name, port.valid, port.ready, port.payload))
+            payload = port.payload.as_value() if isinstance(port.payload, data.View) else port.payload
+            found.append((name, port.valid, port.ready, payload))
     for interface in getattr(dut, "interfaces", ()):
         if interface.role.startswith("axis"):
             get = lambda m: getattr(dut, f"{interface.name}_{m}")  # noqa: E731

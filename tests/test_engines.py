@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amaranth_tb import Source, run_testbench
+from amaranth.lib.data import ArrayLayout
+
+from amaranth_tb import Source, flat, run_testbench
 from hdlgen.engines import REGISTRY, EngineKind, NoKnobs, kind_of, register
 from hdlgen.engines.mvau import MvauFold
 from hdlgen.errors import HdlgenError
 from hdlgen.fold import Folding, auto_fold, check, plan
-from hdlgen.fold.timeline import delay_depths, lanes
+from hdlgen.fold.timeline import delay_depths, lanes, output_names
 from hdlgen.fuzz import random_graph, random_resnet
 from hdlgen.rtl import pack_all
-from hdlgen.rtl.built import Lanes, Options
+from hdlgen.rtl.built import Options, layout_of, lanes_signature
 from hdlgen.rtl.components import COMPONENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,17 +59,16 @@ def test_unknown_kind_and_incomplete_kind_are_errors():
 def test_component_latency_is_the_model_depth():
     for p, fo, g in _designs():
         ln, images, sizes = lanes(p, fo), pack_all(g, p, fo), delay_depths(p, fo)
-        streams = {"input": Lanes(fo.in_lanes, p.input_dtype.bits)}
+        streams = {"input": layout_of(lanes_signature(p.input_dtype.bits, fo.in_lanes).create())}
         for e in p.engines:
             kind, knobs = REGISTRY[e.kind], fo.knobs(e)
-            ins = [Lanes(want, streams[src].bits, streams[src].signed)
-                   for src, want in zip(p.inputs[e.name], ln.inputs[e.name])]
+            ins = [ArrayLayout(streams[src].elem_shape, want) for src, want in zip(p.inputs[e.name], ln.inputs[e.name])]
             built = COMPONENTS[e.kind].from_engine(e, knobs, images.get(e.name), ins, Options(True, "shared", sizes))
             assert built.component.latency == kind.depth(e, knobs), e.name
             assert len(built.inputs) == len(p.inputs[e.name]) and len(built.outputs) == kind.outputs(e)
-            for k, (_, out) in enumerate(built.outputs):
-                assert out.lanes == ln.streams[e.name if len(built.outputs) == 1 else f"{e.name}/{k}"]
-                streams[e.name if len(built.outputs) == 1 else f"{e.name}/{k}"] = out
+            for name, out in zip(output_names(e), built.outputs):
+                assert layout_of(out).length == ln.streams[name]
+                streams[name] = layout_of(out)
 
 
 def test_folding_file_names_the_engine_and_old_files_load():
@@ -181,12 +182,12 @@ def _measure(built, beats_in: int, n_out: int, max_cycles: int = 5000) -> list:
     """Cycles of the output beats of a component offered ``beats_in`` beats (random payloads)
     on every input from cycle ``START`` at full rate, its outputs always ready."""
     rng = np.random.default_rng(0)
-    sources = [Source(port.valid, port.payload, rng.integers(0, 1 << min(len(port.payload), 62), beats_in).tolist(),
+    sources = [Source(port.valid, port.payload, rng.integers(0, 1 << min(len(flat(port.payload)), 62), beats_in).tolist(),
                       rng, 0.0) for port in built.inputs]
     times = []
 
     async def tb(ctx):
-        for port, _ in built.outputs:
+        for port in built.outputs:
             ctx.set(port.ready, 1)
         for cycle in range(max_cycles):
             if len(times) == n_out:
@@ -197,7 +198,7 @@ def _measure(built, beats_in: int, n_out: int, max_cycles: int = 5000) -> list:
             await ctx.delay(1e-9)
             for source, port in zip(sources, built.inputs):
                 source.settle(ctx, port.ready)
-            if ctx.get(built.outputs[0][0].valid):
+            if ctx.get(built.outputs[0].valid):
                 times.append(cycle)
             await ctx.tick()
 
@@ -211,17 +212,16 @@ def test_component_timing_is_the_model_timeline():
     checked, wrong = set(), []
     for p, fo, g in _designs():
         ln, images, sizes = lanes(p, fo), pack_all(g, p, fo), delay_depths(p, fo)
-        streams = {"input": Lanes(fo.in_lanes, p.input_dtype.bits)}
+        streams = {"input": layout_of(lanes_signature(p.input_dtype.bits, fo.in_lanes).create())}
         for e in p.engines:
             kind, knobs = REGISTRY[e.kind], fo.knobs(e)
-            ins = [Lanes(want, streams[src].bits, streams[src].signed)
-                   for src, want in zip(p.inputs[e.name], ln.inputs[e.name])]
+            ins = [ArrayLayout(streams[src].elem_shape, want) for src, want in zip(p.inputs[e.name], ln.inputs[e.name])]
             built = COMPONENTS[e.kind].from_engine(e, knobs, images.get(e.name), ins, Options(False, "shared", sizes))
-            for k, (_, out) in enumerate(built.outputs):
-                streams[e.name if len(built.outputs) == 1 else f"{e.name}/{k}"] = out
+            for name, out in zip(output_names(e), built.outputs):
+                streams[name] = layout_of(out)
             d = kind.describe(e, knobs, images.get(e.name), sizes)
             beats_in = int(np.prod(d["in_shape"])) // ln.inputs[e.name][0]
-            beats_out = int(np.prod(d["out_shape"])) // kind.outputs(e) // built.outputs[0][1].lanes
+            beats_out = int(np.prod(d["out_shape"])) // kind.outputs(e) // layout_of(built.outputs[0]).length
             times = _measure(built, beats_in, beats_out)
             model = kind.timeline(e, knobs, [(START, START + beats_in - 1)] * len(built.inputs))
             late = e.kind in LAST_BEAT_BOUND and times[0] == model[0] and times[-1] <= model[1]

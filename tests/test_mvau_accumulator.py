@@ -139,7 +139,7 @@ def _timed_engine(dut, beats, n_out):
         while len(times) < n_out and cycle < 20000:
             ctx.set(dut.i.valid, int(i < len(beats)))
             if i < len(beats):
-                ctx.set(dut.i.payload, beats[i])
+                ctx.set(dut.i.payload.as_value(), beats[i])
             await ctx.delay(1e-9)
             if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
                 i += 1

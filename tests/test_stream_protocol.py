@@ -43,8 +43,9 @@ def _drive(dut, beats, drop: bool, change: bool):
 
 
 def test_finds_every_stream():
-    assert [name for name, *_ in stream_ports(_Register())] == ["i", "o"]
-    assert [name for name, *_ in stream_ports(WidthConverter(4, 2, 3))] == ["i", "o"]
+    for dut in (_Register(), WidthConverter(4, 2, 3)):
+        dut._MustUse__silence = True   # inspected, not simulated
+        assert [name for name, *_ in stream_ports(dut)] == ["i", "o"]
 
 
 def test_well_behaved_run_passes():

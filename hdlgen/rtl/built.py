@@ -1,14 +1,30 @@
-"""What the RTL side of an engine kind hands the top-level assembler."""
+"""Typed streams between engines, and what the RTL side of an engine kind hands the top-level
+assembler.
+
+A stream between engines carries ``lanes`` elements per beat as an
+``amaranth.lib.data.ArrayLayout`` payload (lane 0 in the lowest bits); the element shape is
+signed where the values are (:func:`element`), so a reader takes the elements' type from the
+stream itself and ``wiring.connect`` refuses to join streams of different element types.
+"""
 
 from dataclasses import dataclass
 
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, stream
 
-@dataclass(frozen=True)
-class Lanes:
-    """The elements a stream carries per beat: ``lanes`` of ``bits`` bits, lane 0 lowest."""
-    lanes: int
-    bits: int
-    signed: bool = False
+
+def element(bits: int, is_signed: bool) -> Shape:
+    return signed(bits) if is_signed else unsigned(bits)
+
+
+def lanes_signature(elem, lanes: int) -> stream.Signature:
+    """A stream of ``lanes`` elements of shape ``elem`` (an int is an unsigned width) per beat."""
+    return stream.Signature(data.ArrayLayout(Shape.cast(elem), lanes))
+
+
+def layout_of(port) -> data.ArrayLayout:
+    """The payload layout of a typed stream interface (either flow)."""
+    return port.signature.members["payload"].shape
 
 
 @dataclass(frozen=True)
@@ -23,8 +39,7 @@ class Options:
 
 @dataclass(frozen=True)
 class Built:
-    """An engine's component with its input ports (in the plan's order) and its output ports
-    with what they carry."""
+    """An engine's component with its input ports (in the plan's order) and its output ports."""
     component: object
     inputs: list
-    outputs: list     # [(port, Lanes)]
+    outputs: list

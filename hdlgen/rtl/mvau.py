@@ -46,13 +46,13 @@ first chunk's cycle ``F`` then sets ``L = F + NF*(SF - 1)``. With NF = 1 both gi
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..engines.mvau import MVAU, MvauFold, MvauImage, hw_accumulator
 from .arith import tree_sum
-from .built import Built, Lanes
+from .built import Built, element, lanes_signature
 from .popcount import popcount_of
 from .pingpong import PingPong
 from .rom import Rom
@@ -80,15 +80,16 @@ class MvauEngine(wiring.Component):
         self.acc = hw_accumulator(e)
         self.in_bits = e.in_dtype.bits
         self.out_bits = e.out_dtype.bits if e.threshold else self.acc.dtype.bits
+        out_signed = (not e.threshold) and self.acc.dtype.signed
         super().__init__({
-            "i": In(stream.Signature(f.simd * self.in_bits)),
-            "o": Out(stream.Signature(f.pe * self.out_bits)),
+            "i": In(lanes_signature(element(self.in_bits, e.in_dtype.signed), f.simd)),
+            "o": Out(lanes_signature(element(self.out_bits, out_signed), f.pe)),
         })
 
     @classmethod
     def from_engine(cls, e: MVAU, f: MvauFold, image: MvauImage, ins: list, options) -> Built:
         c = cls(e, f, image, options.external, accumulator=options.accumulator)
-        return Built(c, [c.i], [(c.o, Lanes(f.pe, c.out_bits, (not e.threshold) and c.acc.dtype.signed))])
+        return Built(c, [c.i], [c.o])
 
     @property
     def latency(self) -> int:

@@ -7,8 +7,8 @@ width converter wherever a stream carries another number of values per beat than
 takes. Each engine's component comes from its kind's RTL side (:mod:`.components`).
 """
 
-from amaranth.hdl import Cat, Module
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, unsigned
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..engines import engine_kind
@@ -16,7 +16,7 @@ from ..engines.ports import INPUT, OUTPUT, core_interfaces
 from ..fold import Folding, Plan
 from ..fold.timeline import delay_depths, lanes, output_names
 from ..pack import write_mem
-from .built import Lanes, Options
+from .built import Options, lanes_signature, layout_of
 from .components import component_of
 from .dwc import WidthConverter
 
@@ -77,31 +77,31 @@ class Accelerator(wiring.Component):
         m = Module()
         in_bits = self.plan.input_dtype.bits
         ln = lanes(self.plan, self.folding)
-        # AXI byte lanes -> packed input elements
-        src = stream.Signature(in_bits * self.in_lanes).create()
+        # AXI byte lanes -> a typed stream of input elements
+        src = lanes_signature(unsigned(in_bits), self.in_lanes).create()
         tdata = getattr(self, f"{INPUT}_tdata")
         m.d.comb += [src.payload.eq(Cat(*[tdata[8 * j:8 * j + in_bits] for j in range(self.in_lanes)])),
                      src.valid.eq(getattr(self, f"{INPUT}_tvalid")),
                      getattr(self, f"{INPUT}_tready").eq(src.ready)]
-        streams = {"input": (src, Lanes(self.in_lanes, in_bits))}
+        streams = {"input": src}
         for e in self.plan.engines:
             ins = []
             for k, name in enumerate(self.plan.inputs[e.name]):
-                port, shape = streams.pop(name)
-                want = ln.inputs[e.name][k]
-                if want != shape.lanes:
-                    dwc = WidthConverter(shape.bits, shape.lanes, want)
+                port = streams.pop(name)
+                have, want = layout_of(port), ln.inputs[e.name][k]
+                if want != have.length:
+                    dwc = WidthConverter(have.elem_shape, have.length, want)
                     m.submodules[f"{e.name}_dwc{k or ''}"] = dwc
                     wiring.connect(m, port, dwc.i)
-                    port, shape = dwc.o, Lanes(want, shape.bits, shape.signed)
-                ins.append((port, shape))
+                    port = dwc.o
+                ins.append(port)
             built = component_of(e.kind).from_engine(e, self.folding.knobs(e), self.images.get(e.name),
-                                                     [s for _, s in ins], self.options)
+                                                     [layout_of(p) for p in ins], self.options)
             m.submodules[e.name] = built.component
-            for (port, _), sink in zip(ins, built.inputs):
+            for port, sink in zip(ins, built.inputs):
                 wiring.connect(m, port, sink)
             streams.update(zip(output_names(e), built.outputs))
-        last, _ = streams.pop(self.plan.engines[-1].name)
+        last = streams.pop(self.plan.engines[-1].name)
         assert not streams, f"unconnected streams {sorted(streams)}"
         m.d.comb += [getattr(self, f"{OUTPUT}_tdata").eq(last.payload), getattr(self, f"{OUTPUT}_tvalid").eq(last.valid),
                      last.ready.eq(getattr(self, f"{OUTPUT}_tready")), getattr(self, f"{OUTPUT}_tlast").eq(1)]
