@@ -13,7 +13,7 @@ from hdlgen.pack import join_words, split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.residual import DelayFifo, Decimator, Fork, GlobalSumUnit, SelectThresholdUnit
 
-from amaranth_tb import Source, lanes_to_beats, run_stream, run_testbench
+from amaranth_tb import Source, flat, lanes_to_beats, run_stream, run_testbench
 from test_conv_rtl import _accelerator_run, _timed
 
 
@@ -32,7 +32,7 @@ def _stream_two(dut, a_beats, b_beats, n_out, rng, stall=0.3, max_cycles=5000):
             for source, port in sources:
                 source.settle(ctx, port.ready)
             if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                got.append(ctx.get(dut.o.payload))
+                got.append(ctx.get(flat(dut.o.payload)))
             await ctx.tick()
             cycle += 1
 
