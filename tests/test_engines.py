@@ -56,6 +56,7 @@ def test_unknown_kind_and_incomplete_kind_are_errors():
     assert "half" not in REGISTRY
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # built to be inspected
 def test_component_latency_is_the_model_depth():
     for p, fo, g in _designs():
         ln, images, sizes = lanes(p, fo), pack_all(g, p, fo), delay_depths(p, fo)

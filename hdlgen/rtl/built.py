@@ -4,7 +4,9 @@ assembler.
 A stream between engines carries ``lanes`` elements per beat as an
 ``amaranth.lib.data.ArrayLayout`` payload (lane 0 in the lowest bits); the element shape is
 signed where the values are (:func:`element`), so a reader takes the elements' type from the
-stream itself and ``wiring.connect`` refuses to join streams of different element types.
+stream itself and ``wiring.connect`` refuses to join streams of different element types. In
+the emitted Verilog each lane of a typed port also gets a named wire (the escaped name
+``o__payload[3]``), an alias of its bits without logic of its own.
 """
 
 from dataclasses import dataclass
