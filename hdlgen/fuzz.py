@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fold import Folding, LayerFold, plan as make_plan
-from .fold.folding import divisors, input_size
+from .engines import divisors
+from .engines.mvau import MvauFold, lane_cost
+from .fold import Folding, auto_fold, plan as make_plan, predict
+from .fold.timeline import input_size
 from .ir import Graph, TensorType, uint
 
 
@@ -69,7 +71,7 @@ def random_graph(rng: np.random.Generator, shape=(4, 3, 1), hidden=(12, 8), clas
 
 def random_folding(rng: np.random.Generator, graph: Graph) -> Folding:
     p = make_plan(graph)
-    layers = {e.name: LayerFold(int(rng.choice(divisors(e.n_out))), int(rng.choice(divisors(e.n_in))))
+    layers = {e.name: MvauFold(int(rng.choice(divisors(e.n_out))), int(rng.choice(divisors(e.n_in))))
               for e in p.mvaus}
     lanes = [d for d in divisors(input_size(p)) if d <= 16]
     return Folding(int(rng.choice(lanes)), layers)
@@ -191,15 +193,12 @@ def biased_folding(rng: np.random.Generator, graph: Graph, max_cycles: int | Non
     """A legal folding with PE and SIMD of 1, of the full width, or any divisor between, and
     ``in_lanes`` a divisor of the input size up to ``max_lanes``. Foldings whose cycle model
     exceeds ``max_cycles``, or whose PE x SIMD lanes cost more than ``max_cost`` (see
-    :func:`hdlgen.fold.folding.lane_cost`), are drawn again (40 tries, then the cheapest folding
+    :func:`hdlgen.engines.mvau.lane_cost`), are drawn again (40 tries, then the cheapest folding
     meeting ``max_cycles``)."""
-    from .fold import auto_fold, predict
-    from .fold.folding import lane_cost
-
     p = make_plan(graph)
     n = input_size(p)
     for _ in range(40):
-        layers = {e.name: LayerFold(_biased_divisor(rng, e.n_out), _biased_divisor(rng, e.n_in)) for e in p.mvaus}
+        layers = {e.name: MvauFold(_biased_divisor(rng, e.n_out), _biased_divisor(rng, e.n_in)) for e in p.mvaus}
         fo = Folding(_biased_divisor(rng, n, max_lanes), layers)
         if max_cost is not None and sum(layers[e.name].pe * layers[e.name].simd * lane_cost(e)
                                         for e in p.mvaus) > max_cost:

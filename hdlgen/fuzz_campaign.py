@@ -53,7 +53,7 @@ def prepare(seed: int, max_cycles: int = 2500) -> dict:
     from .golden import classify
     from .fuzz import random_network, spec_images
     from .ir import Graph
-    from .pack import hw_accumulator, unpack_mvau
+    from .engines.mvau import hw_accumulator, unpack_mvau
 
     spec, graph, folding = random_network(seed, max_cycles)
     rng = np.random.default_rng([0x73696d, seed])

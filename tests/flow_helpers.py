@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 
 from hdlgen.golden import run
-from hdlgen.pack import pack_mvau, read_mem, write_mem
+from hdlgen.engines.mvau import pack_mvau
+from hdlgen.pack import read_mem, write_mem
 
 
 def flip_that_matters(design, x):

@@ -12,8 +12,9 @@ import boards
 from hdlgen.build.design import make_design
 from hdlgen.errors import HdlgenError
 from hdlgen.fold import auto_fold, plan, predict
-from hdlgen.fold.folding import fixed_stage, stages
-from hdlgen.fold.resources import bram36, budget, estimate, fastest_fit
+from hdlgen.engines.base import bram36
+from hdlgen.fold.resources import budget, estimate, fastest_fit
+from hdlgen.fold.timeline import fixed_stage, stages
 from hdlgen.fuzz import random_resnet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def test_build_report_explains_the_folding(tmp_path):
     assert r.returncode == 0, r.stderr
     report = (out / "report.md").read_text()
     assert "## Folding" in report and "fastest folding" in report
-    assert "s1b0_conv2: PE" in report and "BRAM36" in report
+    assert "s1b0_conv2: engine mvau (the only engine for conv2d), PE" in report and "BRAM36" in report
     r = subprocess.run([sys.executable, "-m", "hdlgen", "build", "--board", "kc705", "--model",
                         str(tmp_path / "net.json"), "--out", str(tmp_path / "o2"), "--no-synth", "--fps", "1000000"],
                        capture_output=True, text=True, cwd=ROOT)

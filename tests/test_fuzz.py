@@ -11,8 +11,8 @@ from hdlgen.fold import check, plan, predict
 from hdlgen.fuzz import random_network, random_spec, spec_graph
 from hdlgen.golden import classify
 from hdlgen.ir import BIPOLAR, DType, Graph, sint, uint
-from hdlgen.pack import (decode, encode, hw_accumulator, join_words, pack_mvau, read_mem, split_words, unpack_mvau,
-                         write_mem)
+from hdlgen.engines.mvau import hw_accumulator, pack_mvau, unpack_mvau
+from hdlgen.pack import decode, encode, join_words, read_mem, split_words, write_mem
 from hdlgen.rtl import pack_all
 
 SEEDS = range(60)

@@ -6,11 +6,11 @@ import pytest
 
 
 from hdlgen.fold import Folding, LayerFold, check, plan, predict
-from hdlgen.fold.plan import MVAU
+from hdlgen.engines.mvau import MVAU, hw_accumulator, pack_mvau
 from hdlgen.fuzz import random_graph, random_images
 from hdlgen.golden import run
 from hdlgen.ir import DType
-from hdlgen.pack import hw_accumulator, pack_mvau, split_words
+from hdlgen.pack import split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.mvau import LATENCY, MvauEngine
 
@@ -139,7 +139,7 @@ def _timed_engine(dut, beats, n_out):
         while len(times) < n_out and cycle < 20000:
             ctx.set(dut.i.valid, int(i < len(beats)))
             if i < len(beats):
-                ctx.set(dut.i.payload, beats[i])
+                ctx.set(dut.i.payload.as_value(), beats[i])
             await ctx.delay(1e-9)
             if ctx.get(dut.i.valid) and ctx.get(dut.i.ready):
                 i += 1

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from hdlgen.engines import divisors
+from hdlgen.engines.mvau import MVAU, hw_accumulator, pack_mvau, unpack_mvau
 from hdlgen.errors import HdlgenError
 from hdlgen.fold import Folding, LayerFold, auto_fold, check, plan, predict
-from hdlgen.fold.folding import divisors
 from hdlgen.fuzz import random_folding, random_graph
 from hdlgen.ir import BIPOLAR, DType, sint, uint
-from hdlgen.pack import (decode, encode, hw_accumulator, join_words, pack_mvau, read_mem, split_words,
-                         unpack_mvau, write_mem)
+from hdlgen.pack import decode, encode, join_words, read_mem, split_words, write_mem
 
 
 @pytest.mark.parametrize("dtype", [BIPOLAR, uint(1), uint(8), sint(2), sint(13)])
@@ -64,7 +64,6 @@ def test_mvau_pack_unpack(seed):
 
 
 def test_popcount_threshold_domain():
-    from hdlgen.fold.plan import MVAU
     e = MVAU("fc", 8, 1, BIPOLAR, BIPOLAR, DType.for_range(-8, 8), BIPOLAR, "t")
     acc = hw_accumulator(e)
     assert acc.popcount and acc.dtype == uint(4)

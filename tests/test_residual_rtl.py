@@ -6,35 +6,33 @@ import numpy as np
 import pytest
 
 from hdlgen.fold import Folding, LayerFold, auto_fold, check, plan, predict
-from hdlgen.fold.folding import delay_depths
+from hdlgen.fold.timeline import delay_depths
 from hdlgen.fuzz import random_folding, random_images, random_resnet
 from hdlgen.golden import run
 from hdlgen.pack import join_words, split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.residual import DelayFifo, Decimator, Fork, GlobalSumUnit, SelectThresholdUnit
 
-from amaranth_tb import lanes_to_beats, run_stream, run_testbench
+from amaranth_tb import Source, flat, lanes_to_beats, run_stream, run_testbench
 from test_conv_rtl import _accelerator_run, _timed
 
 
 def _stream_two(dut, a_beats, b_beats, n_out, rng, stall=0.3, max_cycles=5000):
     """Drive two input streams (``i`` and ``sel``) and collect ``o``."""
     got = []
+    sources = [(Source(p.valid, p.payload, beats, rng, stall), p) for p, beats in ((dut.i, a_beats), (dut.sel, b_beats))]
 
     async def tb(ctx):
-        ia = ib = cycle = 0
+        cycle = 0
         while len(got) < n_out and cycle < max_cycles:
-            for port, beats, idx in ((dut.i, a_beats, ia), (dut.sel, b_beats, ib)):
-                on = idx < len(beats) and rng.random() >= stall
-                ctx.set(port.valid, int(on))
-                if on:
-                    ctx.set(port.payload, beats[idx])
+            for source, _ in sources:
+                source.drive(ctx)
             ctx.set(dut.o.ready, int(rng.random() >= stall))
             await ctx.delay(1e-9)
-            ia += ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
-            ib += ctx.get(dut.sel.valid) and ctx.get(dut.sel.ready)
+            for source, port in sources:
+                source.settle(ctx, port.ready)
             if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                got.append(ctx.get(dut.o.payload))
+                got.append(ctx.get(flat(dut.o.payload)))
             await ctx.tick()
             cycle += 1
 
@@ -48,17 +46,16 @@ def test_fork_copies_every_beat_under_independent_stalls():
     beats = rng.integers(0, 256, 200).tolist()
     got = [[] for _ in range(3)]
 
+    source = Source(dut.i.valid, dut.i.payload, beats, rng, 0.3)
+
     async def tb(ctx):
-        i = cycle = 0
+        cycle = 0
         while min(map(len, got)) < len(beats) and cycle < 5000:
-            on = i < len(beats) and rng.random() >= 0.3
-            ctx.set(dut.i.valid, int(on))
-            if on:
-                ctx.set(dut.i.payload, beats[i])
+            source.drive(ctx)
             for k in range(3):
                 ctx.set(dut.output(k).ready, int(rng.random() >= 0.5))
             await ctx.delay(1e-9)
-            i += ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+            source.settle(ctx, dut.i.ready)
             for k in range(3):
                 o = dut.output(k)
                 if ctx.get(o.valid) and ctx.get(o.ready):

@@ -8,7 +8,8 @@ from amaranth.sim import Simulator
 from hdlgen.fold import LayerFold, plan
 from hdlgen.fuzz import random_folding, random_graph, random_images
 from hdlgen.golden import run
-from hdlgen.pack import pack_mvau, split_words, decode
+from hdlgen.engines.mvau import pack_mvau
+from hdlgen.pack import decode, split_words
 from hdlgen.rtl import Accelerator, pack_all
 from hdlgen.rtl.argmax import ArgMaxUnit
 from hdlgen.rtl.dwc import WidthConverter

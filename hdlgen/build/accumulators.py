@@ -23,7 +23,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from ..errors import HdlgenError
-from ..pack.mvau import hw_accumulator
+from ..engines.mvau import hw_accumulator
 from ..rtl import LIBRARY_FILE, LIBRARY_VERILOG, write_mem_files
 from ..rtl.mvau import MvauEngine
 from .synth import FAMILIES, synthesize

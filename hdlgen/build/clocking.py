@@ -19,6 +19,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.memory import Memory
 
+from ..engines.ports import CLOCK, INPUT, OUTPUT, RESET, core_interfaces, core_ports
 from ..errors import HdlgenError
 
 __all__ = ["MmcmLimits", "MmcmConfig", "mmcm_limits", "compute_mmcm", "ClockedWrapper",
@@ -193,13 +194,11 @@ def compute_mmcm(input_mhz, target_mhz, family, speed_grade=2, *, allow_fraction
     return best
 
 
-CORE_PORTS = {
-    "s_axis_tdata": wiring.In, "s_axis_tvalid": wiring.In, "s_axis_tready": wiring.Out,
-    "s_axis_tlast": wiring.In,
-    "m_axis_tdata": wiring.Out, "m_axis_tvalid": wiring.Out, "m_axis_tready": wiring.In,
-    "m_axis_tlast": wiring.Out,
-}
-"""The flat AXI4-Stream ports an accelerator core has, with their flow as seen by the core."""
+CORE_PORTS = {p.name: wiring.In if p.direction == "in" else wiring.Out for p in core_ports(core_interfaces(1))}
+"""The flat AXI4-Stream ports an accelerator core has (:mod:`hdlgen.engines.ports`), with their
+flow as seen by the core."""
+S_DATA, S_VALID, S_READY, S_LAST = (f"{INPUT}_{m}" for m in ("tdata", "tvalid", "tready", "tlast"))
+M_DATA, M_VALID, M_READY = (f"{OUTPUT}_{m}" for m in ("tdata", "tvalid", "tready"))
 
 
 def _core_widths(core):
@@ -215,8 +214,11 @@ def _core_widths(core):
         if not member.is_port or member.flow != flow:
             raise ValueError(f"core port {port!r} must be an {flow.name} port of the core")
         widths[port] = Shape.cast(member.shape).width
-    if widths["s_axis_tdata"] % 8:
-        raise ValueError(f"s_axis_tdata is {widths['s_axis_tdata']} bits wide; the self-test "
+    extra = [i.name for i in getattr(core, "interfaces", ()) if i.name not in (INPUT, OUTPUT)]
+    if extra:
+        raise ValueError(f"the self-test wrapper does not drive the core's interfaces {', '.join(extra)}")
+    if widths[S_DATA] % 8:
+        raise ValueError(f"{S_DATA} is {widths[S_DATA]} bits wide; the self-test "
                          f"streams whole bytes")
     return widths
 
@@ -316,7 +318,7 @@ class ClockedWrapper(Elaboratable):
         self.core = core
         self.board = board
         self.widths = _core_widths(core)
-        self.beat_bytes = self.widths["s_axis_tdata"] // 8
+        self.beat_bytes = self.widths[S_DATA] // 8
         self.clock_mhz = board.default_clock_mhz if clock_mhz is None else clock_mhz
         self.use_mmcm = bool(use_mmcm)
         self.core_module = core_module
@@ -332,7 +334,7 @@ class ClockedWrapper(Elaboratable):
         if len(labels) != len(self.words) // self.beats_per_image:
             raise ValueError(f"{len(self.words) // self.beats_per_image} self-test images but "
                              f"{len(labels)} labels")
-        out_width = self.widths["m_axis_tdata"]
+        out_width = self.widths[M_DATA]
         if any(not 0 <= label < 2 ** out_width for label in labels):
             raise ValueError(f"labels {labels} do not fit the {out_width}-bit m_axis_tdata")
         self.labels = labels
@@ -381,7 +383,7 @@ class ClockedWrapper(Elaboratable):
             m.submodules.core = self.core
             return {port: getattr(self.core, port) for port in CORE_PORTS}
         ports = {port: Signal(width, name=f"core_{port}") for port, width in self.widths.items()}
-        kwargs = {"i_clk": ClockSignal("sync"), "i_rst": ResetSignal("sync")}
+        kwargs = {f"i_{CLOCK}": ClockSignal("sync"), f"i_{RESET}": ResetSignal("sync")}
         for port, flow in CORE_PORTS.items():
             kwargs[("i_" if flow is wiring.In else "o_") + port] = ports[port]
         m.submodules.core = Instance(self.core_module, **kwargs)
@@ -399,7 +401,7 @@ class ClockedWrapper(Elaboratable):
         # image ROM streamed into the core
         depth = len(self.words)
         m.submodules.images = images = Memory(
-            shape=self.widths["s_axis_tdata"], depth=depth, init=self.words)
+            shape=self.widths[S_DATA], depth=depth, init=self.words)
         read = images.read_port()
         current = Signal(range(depth))
         beat = Signal(range(self.beats_per_image))
@@ -407,12 +409,12 @@ class ClockedWrapper(Elaboratable):
         fire = Signal()
         next_addr = Signal(range(depth))
         m.d.comb += [
-            fire.eq(core["s_axis_tvalid"] & core["s_axis_tready"]),
+            fire.eq(core[S_VALID] & core[S_READY]),
             next_addr.eq(Mux(fire, Mux(current == depth - 1, 0, current + 1), current)),
             read.addr.eq(next_addr),
-            core["s_axis_tdata"].eq(read.data),
-            core["s_axis_tvalid"].eq(data_valid),
-            core["s_axis_tlast"].eq(beat == self.beats_per_image - 1),
+            core[S_DATA].eq(read.data),
+            core[S_VALID].eq(data_valid),
+            core[S_LAST].eq(beat == self.beats_per_image - 1),
         ]
         m.d.sync += [current.eq(next_addr), data_valid.eq(1)]
         with m.If(fire):
@@ -420,18 +422,18 @@ class ClockedWrapper(Elaboratable):
 
         # results checked against the labels, in order
         count = len(self.labels)
-        labels = Array(Const(label, self.widths["m_axis_tdata"]) for label in self.labels)
+        labels = Array(Const(label, self.widths[M_DATA]) for label in self.labels)
         index = Signal(range(count))
         seen_round = Signal()
         activity = Signal(max(4, self.heartbeat_log2 - 2))
         round_done = Signal()
         mismatch_now = Signal()
-        m.d.comb += [core["m_axis_tready"].eq(1),
-                     mismatch_now.eq(core["m_axis_tvalid"]
-                                     & (core["m_axis_tdata"] != labels[index]))]
+        m.d.comb += [core[M_READY].eq(1),
+                     mismatch_now.eq(core[M_VALID]
+                                     & (core[M_DATA] != labels[index]))]
         with m.If(activity != 0):
             m.d.sync += activity.eq(activity - 1)
-        with m.If(core["m_axis_tvalid"]):
+        with m.If(core[M_VALID]):
             m.d.sync += [self.results.eq(self.results + 1), activity.eq(-1),
                          index.eq(Mux(index == count - 1, 0, index + 1))]
             with m.If(mismatch_now):

@@ -8,8 +8,11 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from ..engines import engine_kind
 from ..errors import HdlgenError
 from ..fold import Folding, Plan, auto_fold, check, plan as make_plan, predict
+from ..fold.resources import budget, estimate, explain, fastest_fit
+from ..fold.timeline import delay_depths, fixed_stage
 from ..ir import Graph
 from ..rtl import LIBRARY_FILE, LIBRARY_VERILOG, Accelerator, pack_all, write_mem_files
 
@@ -30,7 +33,6 @@ class Design:
     @property
     def delay_depths(self) -> dict:
         """Depth in pixels of every delay FIFO (residual shortcuts)."""
-        from ..fold.folding import delay_depths
         return delay_depths(self.plan, self.folding)
 
     def accelerator(self, external_memories=True) -> Accelerator:
@@ -53,20 +55,16 @@ def resource_floor(p: Plan, folding: Folding) -> dict:
     """A floor under the resources of a design, from the folding alone (before anything is
     built or synthesized), for refusing hopeless foldings early.
 
-    ``lut``: each PE sums SIMD lanes of ``in_bits`` input bits into one result that depends on
-    all of them; a 6-input LUT narrows at most six signals to one, so a PE takes about
-    SIMD * in_bits / 6 LUTs at the very least (synthesized adder trees take several times
-    more). ``memory_bits``: weight memories deeper than one word must be stored somewhere (a
-    one-word memory may fold into constants).
+    Each engine kind gives its own (:meth:`EngineKind.floor`). For an MVAU, ``lut``: each PE
+    sums SIMD lanes of ``in_bits`` input bits into one result that depends on all of them; a
+    6-input LUT narrows at most six signals to one, so a PE takes about SIMD * in_bits / 6 LUTs
+    at the very least (synthesized adder trees take several times more). ``memory_bits``:
+    weight memories deeper than one word must be stored somewhere (a one-word memory may fold
+    into constants).
     """
-    lut = mem = 0
-    for e in p.mvaus:
-        f = folding[e.name]
-        lut += f.pe * ((f.simd * e.in_dtype.bits) // 6)
-        nf, sf = e.n_out // f.pe, e.n_in // f.simd
-        if nf * sf > 1:
-            mem += e.n_out * e.n_in * e.w_dtype.bits
-    return {"lut": lut, "memory_bits": mem}
+    floors = [engine_kind(e).floor(e, folding.knobs(e)) for e in p.engines]
+    return {"lut": sum(f.lut for f in floors), "memory_bits": sum(f.memory_bits for f in floors),
+            "widest": max(floors, key=lambda f: f.width).what}
 
 
 def require_floor_fits(p: Plan, folding: Folding, board):
@@ -75,10 +73,8 @@ def require_floor_fits(p: Plan, folding: Folding, board):
     cap = board.capacities
     problems = []
     if need["lut"] > cap["lut"]:
-        widest = max(p.mvaus, key=lambda e: folding[e.name].pe * folding[e.name].simd * e.in_dtype.bits)
-        f = folding[widest.name]
         problems.append(f"LUT at least {need['lut']:,} > {cap['lut']:,} ({100 * need['lut'] / cap['lut']:.0f}%; "
-                        f"layer {widest.name} alone computes PE {f.pe} x SIMD {f.simd} lanes of {widest.in_dtype})")
+                        f"{need['widest']})")
     store = cap["bram36"] * 36 * 1024 + cap["uram"] * 288 * 1024 + cap["lut"] * 64
     if need["memory_bits"] > store:
         problems.append(f"weight memory {need['memory_bits']:,} bits > {store:,} bits of BRAM, URAM and LUT RAM")
@@ -95,11 +91,9 @@ def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_m
     else the default target of :data:`DEFAULT_TARGET_CYCLES`, or with a board the fastest
     folding no faster than that target that fits the board's budgets (:mod:`hdlgen.fold.resources`).
     With a board, an automatic folding whose estimate exceeds the budgets is an error that
-    shows the numbers."""
-    from ..fold.folding import fixed_stage
-    from ..fold.resources import budget, estimate, explain, fastest_fit
-
-    p = make_plan(graph)
+    shows the numbers. The folding names each layer's engine; without one, each layer gets the
+    first engine that takes it."""
+    p = make_plan(graph, folding.engines() if folding is not None else None)
     notes = []
     bud = budget(board) if board is not None else None
     if folding is not None:
@@ -144,7 +138,7 @@ def make_design(graph: Graph, name: str, folding: Folding | None = None, clock_m
         raise HdlgenError(f"--fps {fps:,.0f} at {clock_mhz} MHz needs {need:,.1f} cycles per image; the "
                           f"slowest stage takes {pred['cycles_per_image']:,} ({pred['bottleneck']})")
     est = estimate(p, folding)
-    notes += explain(p, folding, est, bud)
+    notes += explain(p, folding, est)
     notes.append(f"estimate of the whole core: {est.lut:,} LUT, {est.bram36:g} BRAM36 (the synthesis figures "
                  f"below are the measured ones)")
     return Design(name, graph, p, folding, pack_all(graph, p, folding), pred, notes)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..engines import engine_kind
 from ..errors import HdlgenError
 from ..fold import Folding
 from ..golden import classify
@@ -52,39 +53,16 @@ def design_from_args(args, board=None) -> tuple:
 
 
 def layer_table(design: Design) -> list:
-    rows = []
+    """The report's layer entries: every engine in stream order, described by its kind."""
     stages = {s["name"]: s for s in design.prediction["stages"]}
+    rows = []
     for e in design.plan.engines:
-        row = {"name": e.name, "kind": e.kind, "cycles": stages[e.name]["cycles"]}
-        if e.kind == "mvau":
-            f = design.folding[e.name]
-            img = design.images[e.name]
-            row.update(n_in=e.n_in, n_out=e.n_out, pe=f.pe, simd=f.simd, in_dtype=str(e.in_dtype),
-                       out_dtype=str(e.out_dtype), weight_bits=e.weight_bits,
-                       weight_memory=f"{len(img.weight_words)} x {img.weight_width}",
-                       threshold_memory=f"{len(img.thr_words)} x {img.thr_width}" if img.thr_words else "-")
-        elif e.kind in ("swu", "maxpool"):
-            win = e.window
-            per_pixel = win.k * win.k * win.c if e.kind == "swu" else win.c
-            row.update(n_in=e.n_in, n_out=win.out_h * win.out_w * per_pixel, kernel=win.k, stride=win.stride,
-                       pad=win.pad, in_image=[win.h, win.w, win.c], out_image=[win.out_h, win.out_w, per_pixel])
-        elif e.kind == "decimate":
-            win = e.window
-            row.update(n_in=win.h * win.w * win.c,
-                       n_out=win.out_h * win.out_w * win.c, kernel=1, stride=win.stride, pad=0,
-                       in_image=[win.h, win.w, win.c], out_image=[win.out_h, win.out_w, win.c])
-        elif e.kind == "fork":
-            row.update(n_in=e.size, n_out=e.size * e.ways, ways=e.ways)
-        elif e.kind == "delay":
-            row.update(n_in=e.pixels * e.channels, n_out=e.pixels * e.channels,
-                       fifo=f"{design.delay_depths[e.name]} x {e.channels * e.dtype.bits}")
-        elif e.kind == "select":
-            row.update(n_in=e.pixels * e.channels, n_out=e.pixels * e.channels, reads=e.mvau)
-        elif e.kind == "globalsum":
-            row.update(n_in=e.pixels * e.channels, n_out=e.channels, in_dtype=str(e.in_dtype),
-                       out_dtype=str(e.out_dtype))
-        else:
-            row.update(n_in=e.n_in, n_out=1)
+        d = engine_kind(e).describe(e, design.folding.knobs(e), design.images.get(e.name), design.delay_depths)
+        row = {"name": e.name, "kind": e.kind, "cycles_per_image": stages[e.name]["cycles"],
+               "in_shape": d.pop("in_shape"), "out_shape": d.pop("out_shape"),
+               "pe": None, "simd": None, "weight_bits": None, "memory": None, **d}
+        if e.name in design.plan.choices:
+            row["engine_choice"] = design.plan.choices[e.name][1]
         rows.append(row)
     return rows
 
@@ -272,30 +250,7 @@ def synthesize_core(out: Path, rtl: Path, sources: list, board) -> object:
 
 def report_data(loaded: LoadedModel, design: Design, board, clock: float, project: dict, resources) -> dict:
     g = design.graph
-    shapes = g.types()
-    layers = []
-    for row in layer_table(design):
-        e_name = row["name"]
-        e = next(x for x in design.plan.engines if x.name == e_name)
-        if "in_image" in row:
-            in_shape, out_shape = row["in_image"], row["out_image"]
-        elif e.kind == "mvau" and e.pixels > 1:
-            in_shape, out_shape = [e.pixels, e.n_in], [e.pixels, e.n_out]
-        elif e.kind != "mvau":
-            in_shape, out_shape = [row["n_in"]], [row["n_out"]]
-        else:
-            in_shape, out_shape = [e.n_in], [e.n_out] if e.kind == "mvau" else [1]
-        entry = {"name": e_name, "kind": row["kind"], "cycles_per_image": row["cycles"],
-                 "in_shape": in_shape, "out_shape": out_shape,
-                 "pe": row.get("pe"), "simd": row.get("simd"), "weight_bits": None, "memory": None}
-        if e.kind == "mvau":
-            img = design.images[e_name]
-            mems = [{"depth": len(img.weight_words), "width": img.weight_width}]
-            if img.thr_words:
-                mems.append({"depth": len(img.thr_words), "width": img.thr_width})
-            entry.update(weight_bits=e.w_dtype.bits, memory=mems,
-                         in_dtype=str(e.in_dtype), out_dtype=str(e.out_dtype))
-        layers.append(entry)
+    layers = layer_table(design)
     meta = g.meta
     model = {"name": loaded.name, "source": str(loaded.path)}
     if meta.get("dataset"):

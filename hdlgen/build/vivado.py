@@ -19,6 +19,7 @@ from pathlib import Path
 import os
 import re
 
+from ..engines.ports import CLOCK
 from ..errors import HdlgenError
 
 __all__ = ["BoardTop", "VivadoProject", "elaborate_board_top", "write_vivado_project",
@@ -151,7 +152,7 @@ def _board_xdc(board, board_top, clock_mhz):
 def _ooc_xdc(core_top, clock_mhz):
     return "\n".join([
         f"# Out-of-context constraints for {core_top} at {float(clock_mhz):g} MHz.",
-        f"create_clock -name core_clk -period {_period_ns(clock_mhz)} [get_ports {{clk}}]",
+        f"create_clock -name core_clk -period {_period_ns(clock_mhz)} [get_ports {{{CLOCK}}}]",
         "",
     ])
 

@@ -4,9 +4,13 @@ Ties go to the lowest index, as in the IR. One beat per cycle; the label of an i
 registered one cycle after its last beat."""
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
+from ..engines.argmax import ArgMax
+from ..engines.ports import OUTPUT_BYTES
+from .built import Built, element, lanes_signature
 
 
 class ArgMaxUnit(wiring.Component):
@@ -15,7 +19,19 @@ class ArgMaxUnit(wiring.Component):
             raise ValueError(f"argmax: {lanes} lanes do not divide {n} values")
         self.n, self.lanes, self.bits, self.is_signed = n, lanes, bits, is_signed
         self.out_bits = max(out_bits, ceil_log2(n) or 1)
-        super().__init__({"i": In(stream.Signature(lanes * bits)), "o": Out(stream.Signature(self.out_bits))})
+        super().__init__({"i": In(lanes_signature(element(bits, is_signed), lanes)),
+                          "o": Out(lanes_signature(self.out_bits, 1))})
+
+    @classmethod
+    def from_engine(cls, e: ArgMax, knobs, artifact, ins: list, options) -> Built:
+        x = ins[0]
+        c = cls(e.n_in, x.length, x.elem_shape.width, x.elem_shape.signed, 8 * OUTPUT_BYTES)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last beat to its label."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -25,8 +41,7 @@ class ArgMaxUnit(wiring.Component):
         best_v = Signal(shape)
         best_i = Signal(range(self.n))
         # best within this beat, lowest lane on ties
-        vals = [self.i.payload[l * self.bits:(l + 1) * self.bits] for l in range(self.lanes)]
-        vals = [v.as_signed() if self.is_signed else v for v in vals]
+        vals = [self.i.payload[l] for l in range(self.lanes)]
         cand_v, cand_i = Signal(shape), Signal(range(self.n))
         cur_v, cur_i = vals[0], Signal(range(self.n))
         m.d.comb += cur_i.eq(beat * self.lanes)

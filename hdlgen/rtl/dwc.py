@@ -1,20 +1,24 @@
-"""Stream width converter: lanes of ``bits``-bit elements, ``n_in`` lanes per input beat to
-``n_out`` per output beat, lane 0 first, at full rate on the narrower side."""
+"""Stream width converter: lanes of ``bits``-bit elements (or elements of a given shape),
+``n_in`` lanes per input beat to ``n_out`` per output beat, lane 0 first, at full rate on the
+narrower side."""
 
 import math
 
-from amaranth.hdl import Array, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Module, Shape, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .built import lanes_signature
 
 
 class WidthConverter(wiring.Component):
-    def __init__(self, bits: int, n_in: int, n_out: int):
-        for name, v in (("bits", bits), ("n_in", n_in), ("n_out", n_out)):
+    def __init__(self, bits, n_in: int, n_out: int):
+        elem = Shape.cast(bits)
+        for name, v in (("bits", elem.width), ("n_in", n_in), ("n_out", n_out)):
             if v < 1:
                 raise ValueError(f"width converter {name} must be positive, not {v}")
-        self.bits, self.n_in, self.n_out = bits, n_in, n_out
-        super().__init__({"i": In(stream.Signature(bits * n_in)), "o": Out(stream.Signature(bits * n_out))})
+        self.elem, self.bits, self.n_in, self.n_out = elem, elem.width, n_in, n_out
+        super().__init__({"i": In(lanes_signature(elem, n_in)), "o": Out(lanes_signature(elem, n_out))})
 
     def elaborate(self, platform):
         m = Module()
@@ -22,17 +26,17 @@ class WidthConverter(wiring.Component):
         if a == b:
             wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
         elif b % a == 0:
-            m.submodules.gather = g = _Gather(self.bits * a, b // a)
+            m.submodules.gather = g = _Gather(self.elem, a, b // a)
             wiring.connect(m, wiring.flipped(self.i), g.i)
             wiring.connect(m, g.o, wiring.flipped(self.o))
         elif a % b == 0:
-            m.submodules.split = s = _Split(self.bits * b, a // b)
+            m.submodules.split = s = _Split(self.elem, b, a // b)
             wiring.connect(m, wiring.flipped(self.i), s.i)
             wiring.connect(m, s.o, wiring.flipped(self.o))
         else:
             lcm = math.lcm(a, b)
-            m.submodules.gather = g = _Gather(self.bits * a, lcm // a)
-            m.submodules.split = s = _Split(self.bits * b, lcm // b)
+            m.submodules.gather = g = _Gather(self.elem, a, lcm // a)
+            m.submodules.split = s = _Split(self.elem, b, lcm // b)
             wiring.connect(m, wiring.flipped(self.i), g.i)
             wiring.connect(m, g.o, s.i)
             wiring.connect(m, s.o, wiring.flipped(self.o))
@@ -40,11 +44,11 @@ class WidthConverter(wiring.Component):
 
 
 class _Gather(wiring.Component):
-    """k narrow beats -> one wide beat."""
+    """k narrow beats of ``lanes`` elements -> one wide beat."""
 
-    def __init__(self, piece: int, k: int):
-        self.piece, self.k = piece, k
-        super().__init__({"i": In(stream.Signature(piece)), "o": Out(stream.Signature(piece * k))})
+    def __init__(self, elem, lanes: int, k: int):
+        self.piece, self.k = elem.width * lanes, k
+        super().__init__({"i": In(lanes_signature(elem, lanes)), "o": Out(lanes_signature(elem, lanes * k))})
 
     def elaborate(self, platform):
         m = Module()
@@ -57,7 +61,7 @@ class _Gather(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             with m.If(completes):
-                m.d.sync += [self.o.payload.eq(self.i.payload.shift_left(p * (k - 1)) | parts),
+                m.d.sync += [self.o.payload.eq(self.i.payload.as_value().shift_left(p * (k - 1)) | parts),
                              self.o.valid.eq(1), count.eq(0)]
             with m.Else():
                 m.d.sync += [parts.word_select(count, p).eq(self.i.payload), count.eq(count + 1)]
@@ -65,11 +69,11 @@ class _Gather(wiring.Component):
 
 
 class _Split(wiring.Component):
-    """One wide beat -> k narrow beats."""
+    """One wide beat -> k narrow beats of ``lanes`` elements."""
 
-    def __init__(self, piece: int, k: int):
-        self.piece, self.k = piece, k
-        super().__init__({"i": In(stream.Signature(piece * k)), "o": Out(stream.Signature(piece))})
+    def __init__(self, elem, lanes: int, k: int):
+        self.piece, self.k = elem.width * lanes, k
+        super().__init__({"i": In(lanes_signature(elem, lanes * k)), "o": Out(lanes_signature(elem, lanes))})
 
     def elaborate(self, platform):
         m = Module()

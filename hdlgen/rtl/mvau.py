@@ -46,20 +46,19 @@ first chunk's cycle ``F`` then sets ``L = F + NF*(SF - 1)``. With NF = 1 both gi
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import fifo, memory, stream, wiring
+from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..fold.folding import MVAU_DEPTH, LayerFold
-from ..fold.plan import MVAU
-from ..pack.mvau import MvauImage, hw_accumulator
+from ..engines.mvau import MVAU, MvauFold, MvauImage, hw_accumulator
 from .arith import tree_sum
+from .built import Built, element, lanes_signature
 from .popcount import popcount_of
 from .pingpong import PingPong
 from .rom import Rom
 
 FIFO_DEPTH = 8
-LATENCY = MVAU_DEPTH  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
+LATENCY = 5  # issue -> s1 -> s2 -> s3 -> FIFO -> readable
 ACCUMULATORS = ("shared", "per-output")
 
 
@@ -68,7 +67,7 @@ def shape_of(dtype):
 
 
 class MvauEngine(wiring.Component):
-    def __init__(self, e: MVAU, f: LayerFold, image: MvauImage, external: bool, *,
+    def __init__(self, e: MVAU, f: MvauFold, image: MvauImage, external: bool, *,
                  accumulator: str = "shared"):
         if e.w_dtype.kind != "bipolar":
             raise ValueError(f"layer {e.name}: only bipolar weights are supported, not {e.w_dtype}")
@@ -81,10 +80,21 @@ class MvauEngine(wiring.Component):
         self.acc = hw_accumulator(e)
         self.in_bits = e.in_dtype.bits
         self.out_bits = e.out_dtype.bits if e.threshold else self.acc.dtype.bits
+        out_signed = (not e.threshold) and self.acc.dtype.signed
         super().__init__({
-            "i": In(stream.Signature(f.simd * self.in_bits)),
-            "o": Out(stream.Signature(f.pe * self.out_bits)),
+            "i": In(lanes_signature(element(self.in_bits, e.in_dtype.signed), f.simd)),
+            "o": Out(lanes_signature(element(self.out_bits, out_signed), f.pe)),
         })
+
+    @classmethod
+    def from_engine(cls, e: MVAU, f: MvauFold, image: MvauImage, ins: list, options) -> Built:
+        c = cls(e, f, image, options.external, accumulator=options.accumulator)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step's issue to its result being readable downstream."""
+        return LATENCY
 
     @property
     def accumulator_registers(self) -> int:

@@ -5,9 +5,11 @@ For bipolar codes (1 = +1, 0 = -1) the unsigned max of the codes is the max of t
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engines.maxpool import MaxPool
+from .built import Built, element, lanes_signature
 from .swu import SlidingWindow
 
 
@@ -21,7 +23,13 @@ class WindowReduce(wiring.Component):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"window reduce {name} must be a positive integer, not {v!r}")
         self.c, self.bits, self.kk, self.is_signed = c, bits, kk, is_signed
-        super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+        elem = element(bits, is_signed)
+        super().__init__({"i": In(lanes_signature(elem, c)), "o": Out(lanes_signature(elem, c))})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a window's last beat to its max."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -34,8 +42,9 @@ class WindowReduce(wiring.Component):
             x = v[j * b:(j + 1) * b]
             return x.as_signed() if self.is_signed else x
 
-        merged = Cat(*[Mux(first | (lane(self.i.payload, j) > lane(best, j)),
-                           self.i.payload[j * b:(j + 1) * b], best[j * b:(j + 1) * b]) for j in range(c)])
+        x = self.i.payload.as_value()
+        merged = Cat(*[Mux(first | (lane(x, j) > lane(best, j)), x[j * b:(j + 1) * b], best[j * b:(j + 1) * b])
+                       for j in range(c)])
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -54,9 +63,22 @@ class MaxPoolUnit(wiring.Component):
     ``2 + k*k`` cycles after its window's first beat could be read (see :mod:`.swu`)."""
 
     def __init__(self, h: int, w: int, c: int, bits: int, k: int, stride: int, is_signed: bool = False):
-        self.swu = SlidingWindow(h, w, c, bits, k, stride, 0, 0)
+        self.swu = SlidingWindow(h, w, c, element(bits, is_signed), k, stride, 0, 0)
         self.reduce = WindowReduce(c, bits, k * k, is_signed)
-        super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+        super().__init__({"i": In(lanes_signature(element(bits, is_signed), c)),
+                          "o": Out(lanes_signature(element(bits, is_signed), c))})
+
+    @classmethod
+    def from_engine(cls, e: MaxPool, knobs, artifact, ins: list, options) -> Built:
+        win, x = e.window, ins[0]
+        c = cls(win.h, win.w, win.c, x.elem_shape.width, win.k, win.stride, x.elem_shape.signed)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last input beat to the end of its first window (whose max
+        then leaves after K*K - 1 more beats)."""
+        return self.swu.latency + self.reduce.latency
 
     def elaborate(self, platform):
         m = Module()

@@ -5,25 +5,42 @@ Every engine moves at most one beat per cycle on each port and follows the strea
 ``amaranth.lib.stream``: a beat moves when ``valid`` and ``ready`` are both high.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engines.decimate import Decimate
+from ..engines.delay import Delay
+from ..engines.fork import Fork as ForkSpec
+from ..engines.globalsum import GlobalSum
+from ..engines.select import SelectThreshold
+from .built import Built, element, lanes_signature
 from .rom import Rom
 
 
 class Fork(wiring.Component):
     """Copies every input beat to ``ways`` outputs. A copy taken early is remembered, so each
     output may accept at its own time; the input beat leaves once every copy is taken. No
-    output's ``ready`` reaches another output's ``valid``."""
+    output's ``ready`` reaches another output's ``valid``. ``payload``: the beats' shape (a
+    width, or a layout)."""
 
-    def __init__(self, width: int, ways: int):
+    def __init__(self, payload, ways: int):
         if ways < 2:
             raise ValueError(f"a fork needs at least 2 outputs, not {ways}")
-        self.width, self.ways = width, ways
-        members = {"i": In(stream.Signature(width))}
-        members.update({f"o{k}": Out(stream.Signature(width)) for k in range(ways)})
+        self.payload, self.ways = payload, ways
+        members = {"i": In(stream.Signature(payload))}
+        members.update({f"o{k}": Out(stream.Signature(payload)) for k in range(ways)})
         super().__init__(members)
+
+    @classmethod
+    def from_engine(cls, e: ForkSpec, knobs, artifact, ins: list, options) -> Built:
+        c = cls(ins[0], e.ways)
+        return Built(c, [c.i], [c.output(k) for k in range(e.ways)])
+
+    @property
+    def latency(self) -> int:
+        """Copies leave in the cycle their input beat arrives."""
+        return 0
 
     def output(self, k: int):
         return getattr(self, f"o{k}")
@@ -42,13 +59,25 @@ class Fork(wiring.Component):
 
 
 class DelayFifo(wiring.Component):
-    """A first-in first-out buffer of ``depth`` beats of ``width`` bits (block RAM when large)."""
+    """A first-in first-out buffer of ``depth`` beats of shape ``payload`` (a width, or a
+    layout; block RAM when large)."""
 
-    def __init__(self, width: int, depth: int):
+    def __init__(self, payload, depth: int):
         if depth < 2:
             raise ValueError(f"delay FIFO depth must be at least 2, not {depth}")
-        self.width, self.depth = width, depth
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+        self.payload, self.depth = payload, depth
+        self.width = Shape.cast(payload).width
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(payload))})
+
+    @classmethod
+    def from_engine(cls, e: Delay, knobs, artifact, ins: list, options) -> Built:
+        c = cls(ins[0], options.sizes[e.name])
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat entering an empty FIFO to it being readable."""
+        return 2
 
     def elaborate(self, platform):
         m = Module()
@@ -73,8 +102,20 @@ class SelectThresholdUnit(wiring.Component):
         self.thr_bits, self.thr_signed = thr_bits, thr_signed
         self.nf = len(words)
         self.rom = Rom(2 * lanes * thr_bits, words, file_name, external)
-        super().__init__({"i": In(stream.Signature(lanes * acc_bits)), "sel": In(stream.Signature(lanes)),
-                          "o": Out(stream.Signature(lanes))})
+        super().__init__({"i": In(lanes_signature(element(acc_bits, acc_signed), lanes)),
+                          "sel": In(lanes_signature(1, lanes)), "o": Out(lanes_signature(1, lanes))})
+
+    @classmethod
+    def from_engine(cls, e: SelectThreshold, knobs, image, ins: list, options) -> Built:
+        x, thr = ins[0], e.acc.thr_dtype
+        c = cls(x.length, x.elem_shape.width, x.elem_shape.signed, thr.bits, thr.signed, image.words, image.file,
+                options.external)
+        return Built(c, [c.i, c.sel], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat on both inputs to its result."""
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -89,11 +130,10 @@ class SelectThresholdUnit(wiring.Component):
         m.d.sync += nf.eq(nf_next)
         # The ROM reads the next fold's word, so its output always holds the current fold's.
         m.d.comb += rom.addr.eq(nf_next)
-        tb, ab = self.thr_bits, self.acc_bits
+        tb = self.thr_bits
         bits = []
         for p in range(self.lanes):
-            acc = self.i.payload[p * ab:(p + 1) * ab]
-            acc = acc.as_signed() if self.acc_signed else acc
+            acc = self.i.payload[p]
             t0, t1 = (rom.data[(2 * p + s) * tb:(2 * p + s + 1) * tb] for s in (0, 1))
             if self.thr_signed:
                 t0, t1 = t0.as_signed(), t1.as_signed()
@@ -114,13 +154,24 @@ class GlobalSumUnit(wiring.Component):
         if kind not in ("bipolar", "uint", "int"):
             raise ValueError(f"global sum of {kind} values is not supported")
         self.pixels, self.channels, self.bits, self.kind, self.out_bits = pixels, channels, bits, kind, out_bits
-        super().__init__({"i": In(stream.Signature(channels * bits)), "o": Out(stream.Signature(channels * out_bits))})
+        super().__init__({"i": In(lanes_signature(element(bits, kind == "int"), channels)),
+                          "o": Out(lanes_signature(element(out_bits, kind != "uint"), channels))})
+
+    @classmethod
+    def from_engine(cls, e: GlobalSum, knobs, artifact, ins: list, options) -> Built:
+        c = cls(e.pixels, e.channels, ins[0].elem_shape.width, e.in_dtype.kind, e.out_dtype.bits)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last pixel to its sums."""
+        return 1
 
     def _value(self, j):
-        x = self.i.payload[j * self.bits:(j + 1) * self.bits]
+        x = self.i.payload[j]
         if self.kind == "bipolar":
             return Mux(x[0], Const(1, signed(2)), Const(-1, signed(2)))
-        return x.as_signed() if self.kind == "int" else x
+        return x
 
     def elaborate(self, platform):
         m = Module()
@@ -151,15 +202,27 @@ class Decimator(wiring.Component):
     output row, enough that the decimator never holds up the stream it reads (a fork shared
     with the main branch of a residual block) and the kept pixels leave two cycles later."""
 
-    def __init__(self, h: int, w: int, width: int, stride: int, out_h: int, out_w: int):
+    def __init__(self, h: int, w: int, payload, stride: int, out_h: int, out_w: int):
+        """``payload``: the pixels' shape (a width, or a layout)."""
         self.h, self.w, self.stride, self.out_h, self.out_w = h, w, stride, out_h, out_w
-        self.width = width
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+        self.payload = payload
+        super().__init__({"i": In(stream.Signature(payload)), "o": Out(stream.Signature(payload))})
+
+    @classmethod
+    def from_engine(cls, e: Decimate, knobs, artifact, ins: list, options) -> Built:
+        win = e.window
+        c = cls(win.h, win.w, ins[0], win.stride, win.out_h, win.out_w)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a kept pixel's arrival to it being readable (its row FIFO's)."""
+        return 2
 
     def elaborate(self, platform):
         m = Module()
         s = self.stride
-        m.submodules.fifo = q = DelayFifo(self.width, self.out_w + 2)
+        m.submodules.fifo = q = DelayFifo(self.payload, self.out_w + 2)
         x, y = Signal(range(max(2, self.w))), Signal(range(max(2, self.h)))
         xs, ys = Signal(range(max(2, s))), Signal(range(max(2, s)))      # x mod S, y mod S
         ox, oy = Signal(range(self.w + 1)), Signal(range(self.h + 1))    # x // S, y // S

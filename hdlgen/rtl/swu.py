@@ -12,18 +12,22 @@ its last input beat was accepted (bank handover, memory read); at steady state a
 ``max(h*w, h'*w'*k*k)`` cycles, with ``h' = (h + 2*pad - k)//stride + 1`` and likewise ``w'``.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fold.folding import SWU_DEPTH
+from ..engines.swu import SWU
+from .built import Built, lanes_signature
 from .pingpong import PingPong
 
-LATENCY = SWU_DEPTH
+LATENCY = 2
 
 
 class SlidingWindow(wiring.Component):
-    def __init__(self, h: int, w: int, c: int, bits: int, k: int, stride: int = 1, pad: int = 0, pad_code: int = 0):
+    def __init__(self, h: int, w: int, c: int, bits, k: int, stride: int = 1, pad: int = 0, pad_code: int = 0):
+        """``bits``: the elements' width, or their shape (e.g. ``signed(4)``)."""
+        elem = Shape.cast(bits)
+        bits = elem.width
         for name, v, lo in (("h", h, 1), ("w", w, 1), ("c", c, 1), ("bits", bits, 1), ("k", k, 1),
                             ("stride", stride, 1), ("pad", pad, 0)):
             if not isinstance(v, int) or v < lo:
@@ -38,7 +42,18 @@ class SlidingWindow(wiring.Component):
         self.out_w = (w + 2 * pad - k) // stride + 1
         if self.out_h < 1 or self.out_w < 1:
             raise ValueError(f"sliding window: kernel {k} with pad {pad} does not fit a {h}x{w} image")
-        super().__init__({"i": In(stream.Signature(c * bits)), "o": Out(stream.Signature(c * bits))})
+        super().__init__({"i": In(lanes_signature(elem, c)), "o": Out(lanes_signature(elem, c))})
+
+    @classmethod
+    def from_engine(cls, e: SWU, knobs, artifact, ins: list, options) -> Built:
+        win = e.window
+        c = cls(win.h, win.w, win.c, ins[0].elem_shape, win.k, win.stride, win.pad, e.pad_code)
+        return Built(c, [c.i], [c.o])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an image's last input beat to its first output beat."""
+        return LATENCY
 
     @property
     def cycles_per_image(self) -> int:
