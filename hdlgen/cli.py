@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         elif args.command == "predict":
             from .predict import cli_predict as handler
         elif args.command == "eval":
-            from .nn.evaluate import cli_eval as handler
+            from .evaluate_cli import cli_eval as handler
         else:
             from .build.flow import cli_sim as handler
     try:

@@ -163,8 +163,6 @@ def test_no_package_cycles_outside_nn():
     assert cycles(edges) == []
 
 
-@pytest.mark.xfail(strict=True, reason="hdlgen.nn.evaluate imports hdlgen.model (resolve_model) while "
-                                       "hdlgen.model imports hdlgen.nn.export for checkpoints")
 def test_no_package_cycles():
     assert cycles(import_graph()) == []
 

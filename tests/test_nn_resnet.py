@@ -16,7 +16,8 @@ from hdlgen.errors import HdlgenError
 from hdlgen.golden import run
 from hdlgen.nn.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from hdlgen.nn.compress import SignConv2d, load_float_into_binary
-from hdlgen.nn.evaluate import add_eval_arguments, cli_eval, predict
+from hdlgen.evaluate_cli import add_eval_arguments, cli_eval
+from hdlgen.nn.evaluate import predict
 from hdlgen.nn.export import export, export_checkpoint
 from hdlgen.nn.prune import prune
 from hdlgen.nn.recipes import load_recipe

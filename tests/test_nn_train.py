@@ -11,7 +11,7 @@ import torch
 
 from hdlgen.errors import HdlgenError
 from hdlgen.nn.checkpoint import load_checkpoint, read_checkpoint
-from hdlgen.nn.evaluate import add_eval_arguments, cli_eval
+from hdlgen.evaluate_cli import add_eval_arguments, cli_eval
 from hdlgen.nn.loop import cosine_lr
 from hdlgen.nn.train import add_train_arguments, cli_train, main
 
