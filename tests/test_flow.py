@@ -3,7 +3,6 @@ against the golden model on 200 shipped test images with random stalls; a flippe
 that the bench must catch; lint; the build command's files and errors."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -11,9 +10,9 @@ import numpy as np
 import pytest
 
 from hdlgen.build.design import CORE_NAME, make_design, write_core
-from hdlgen.golden import classify, run
+from hdlgen.golden import classify
 from hdlgen.model import load_graph
-from hdlgen.pack import pack_mvau, read_mem, write_mem
+from flip_helpers import flipped_core
 
 pytestmark = pytest.mark.verilator
 
@@ -59,44 +58,13 @@ def test_shipped_images_bit_exact_with_stalls(shipped, verilated):
     assert stalled.n_out == N_IMAGES
 
 
-def _flip_that_matters(design, x):
-    """A weight bit of the output layer whose flip changes at least one of the images' labels,
-    with the labels the flipped network gives."""
-    g = design.graph
-    last = design.plan.mvaus[-1]
-    node = g.node(last.name)
-    hidden = run(g, x)[node.inputs[0]]
-    w = node.params["weight"]
-    scores = hidden @ w.T.astype(np.int64)
-    base = np.argmax(scores, axis=1)
-    for c in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            s2 = scores.copy()
-            s2[:, c] -= 2 * w[c, j] * hidden[:, j]
-            labels = np.argmax(s2, axis=1)
-            if (labels != base).any():
-                return last, (c, j), labels
-    raise AssertionError("no single weight flip changes a label")
-
-
 def test_bench_catches_one_flipped_weight_bit(shipped, verilated, tmp_path):
     design, rtl, _, model = verilated
     x = shipped.samples[0][:N_IMAGES]
     golden = classify(design.graph, x)
-    e, (c, j), flipped_labels = _flip_that_matters(design, x)
-    f = design.folding[e.name]
-    w = design.graph.node(e.name).params["weight"].copy()
-    w[c, j] = -w[c, j]
-    image = pack_mvau(e, f, w, None)
-    bad = tmp_path / "rtl"
-    shutil.copytree(rtl, bad)
-    mem = bad / f"{e.name}_weights.mem"
-    old = read_mem(mem, image.weight_width)
-    diff = [a ^ b for a, b in zip(old, image.weight_words)]
-    assert sum(bin(d).count("1") for d in diff) == 1  # exactly one bit differs
-    write_mem(mem, image.weight_words, image.weight_width)
-    result = model.run(x, golden, lanes=design.folding.in_lanes, work_dir=bad, stall_in=0.2, stall_out=0.2,
-                       seed=9, progress=False)
+    flipped_labels = flipped_core(design, rtl, x, tmp_path / "rtl")
+    result = model.run(x, golden, lanes=design.folding.in_lanes, work_dir=tmp_path / "rtl", stall_in=0.2,
+                       stall_out=0.2, seed=9, progress=False)
     assert not result.passed
     assert set(result.mismatches) == set(np.nonzero(flipped_labels != golden)[0].tolist())
     assert result.outputs.tolist() == flipped_labels.tolist()  # the hardware runs the flipped network exactly
@@ -162,6 +130,9 @@ def test_build_with_synthesis_is_byte_identical(tmp_path):
     (["build", "--board", "kc705", "--model", "missing.pt", "--no-synth"], "does not exist"),
     (["build", "--board", "kc705", "--model", "nosuchmodel", "--no-synth"], "no model named"),
     (["sim", "--images", "0"], "--images"),
+    (["sim", "--images", "lots"], "'all'"),
+    (["sim", "--jobs", "0"], "--jobs"),
+    (["sim", "--bench", "cocotb", "--jobs", "2"], "--bench harness"),
 ])
 def test_cli_errors_are_one_line(args, expect, tmp_path):
     r = _hdlgen(*args, "--out" if args[0] == "build" else "--work", str(tmp_path / "o"), cwd=tmp_path)
