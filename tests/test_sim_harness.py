@@ -90,6 +90,7 @@ def test_shards_give_the_outputs_of_one_process(case, harness):
     wrong[[5, 50]] ^= 1
     bad = run_sharded(harness, x, wrong, jobs=3, **kw)
     assert not bad.passed and bad.mismatches == (5, 50)
+    assert three.compared(wrong).mismatches == (5, 50) and not three.compared(wrong).passed
 
 
 def _hdlgen(*args, cwd):

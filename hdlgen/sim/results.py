@@ -4,7 +4,7 @@ run and a stalled run), and the steady-state cycles-per-image rule both benches 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,6 +28,11 @@ def steady_state_cycles_per_image(t_out: Sequence[int] | np.ndarray) -> float | 
         return None
     k = 0 if n == 2 else n // 2
     return float(t[-1] - t[k]) / float(n - 1 - k)
+
+
+def _mismatches(outputs: np.ndarray, expected: np.ndarray) -> tuple[int, ...]:
+    m = min(len(outputs), len(expected))
+    return tuple(int(i) for i in np.nonzero(outputs[:m] != expected[:m])[0])
 
 
 @dataclass(frozen=True)
@@ -84,10 +89,7 @@ class SimResult:
         warnings: tuple[str, ...] = (),
     ) -> SimResult:
         outputs = np.asarray(raw["outputs"], dtype=np.int64)
-        mismatches: tuple[int, ...] = ()
-        if expected is not None:
-            m = min(len(outputs), len(expected))
-            mismatches = tuple(int(i) for i in np.nonzero(outputs[:m] != expected[:m])[0])
+        mismatches = () if expected is None else _mismatches(outputs, expected)
         return cls(
             n_images=n_images,
             outputs=outputs,
@@ -112,6 +114,11 @@ class SimResult:
             warnings=warnings,
             raw=raw,
         )
+
+    def compared(self, expected: np.ndarray | Sequence[int]) -> SimResult:
+        """This run, its outputs compared with *expected* (one label per image sent)."""
+        exp = np.asarray(expected).astype(np.int64).reshape(-1)
+        return replace(self, expected=exp, mismatches=_mismatches(self.outputs, exp))
 
     @property
     def n_out(self) -> int:

@@ -67,10 +67,12 @@ __all__ = [
 #: ``--x-assign 0``/``--x-initial 0``: undefined values and uninitialized state read as 0,
 #: deterministic from run to run (the block RAMs of an FPGA also start at 0);
 #: ``-Wno-fatal -Wno-lint -Wno-style``: linting is :func:`hdlgen.sim.tools.lint`'s job, a
-#: simulation build must not stop on warnings; ``--threads 1``: the per-cycle cost is cocotb's,
-#: not the model's, and the machines have 2 cores. Verilator's optimization level and its
+#: simulation build must not stop on warnings; ``--threads 1``: one simulation thread per
+#: process (the machines have 2 cores; the compiled harness uses them by running shards of the
+#: images in separate processes). For the cocotb bench, Verilator's optimization level and its
 #: makefile's C++ flags (``-Os``) stay at their defaults: a lower C++ level compiles the
-#: runtime library no faster overall, and that library is cached (see :func:`build_model`).
+#: runtime library no faster overall, and that library is cached (see :func:`build_model`);
+#: the harness compiles the model's code with ``-O2`` (:data:`hdlgen.sim.harness.HARNESS_MAKE_ARGS`).
 DEFAULT_BUILD_ARGS: tuple[str, ...] = (
     "--x-assign",
     "0",

@@ -50,6 +50,11 @@ class ShardedResult:
     shards: tuple[tuple[int, SimResult], ...]
     """(index of the shard's first image, its result), in image order."""
 
+    def compared(self, expected: np.ndarray | Sequence[int]) -> ShardedResult:
+        """These runs, their outputs compared with *expected* (one label per image)."""
+        exp = np.asarray(expected)
+        return ShardedResult(tuple((a, r.compared(exp[a:a + r.n_images])) for a, r in self.shards))
+
     @property
     def timing(self) -> SimResult:
         """The shard that timing figures come from."""
