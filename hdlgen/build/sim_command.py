@@ -22,7 +22,6 @@ from ..model import LoadedModel
 from .design import CORE_NAME, write_core
 from .flow import design_from_args, log
 
-BENCHES = ("harness", "cocotb")
 STALL_PROBABILITY = 0.3
 TIMING_RULE = ("cycles per image: (t_out[n-1] - t_out[k]) / (n-1-k), k = n//2, over the back-to-back "
                "stream of the images named; latency: the first of them, entering an idle pipeline, "

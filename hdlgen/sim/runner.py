@@ -85,8 +85,6 @@ DEFAULT_BUILD_ARGS: tuple[str, ...] = (
     "-Wno-style",
 )
 
-_STAMP_NAME = "hdlgen_build.json"
-
 _BENCH_MODULE = "bench_axis"
 
 
