@@ -1,11 +1,12 @@
 """``make bench``: measured throughput, latency and resources of a model, in one report.
 
 For the model (default: the default shipped one) it simulates the emitted Verilog of the
-first board's design under Verilator on the shipped test images (or ``--data``) without
-stalls (cycles per image at steady state, latency) and with random stalls (every label
-checked again), builds the design for each board (each folded within its own budgets) with a
-Yosys estimate, measures the MVAUs' accumulator organisations against each other with Yosys
-(:mod:`hdlgen.build.accumulators`), and writes ``<out>/bench.json`` and ``<out>/bench.md``.
+first board's design under Verilator (compiled harness) on the shipped test images (or
+``--data``) without stalls (cycles per image at steady state, latency) and with random stalls
+(every label checked again), builds the design for each board (each folded within its own
+budgets) with a Yosys estimate, measures the MVAUs' accumulator organisations against each
+other with Yosys (:mod:`hdlgen.build.accumulators`), and writes ``<out>/bench.json`` and
+``<out>/bench.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .build import flow
 from .build.design import CORE_NAME, make_design, write_core
+from .build.sim_command import sim_images
 from .errors import HdlgenError
 from .golden import classify
 from .model import DEFAULT_MODEL, load_graph
@@ -27,18 +29,18 @@ BOARDS = ("kc705", "zcu104")
 def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards,
               stall_images: int | None = None, accumulators: bool = True, accumulator_layers=None) -> dict:
     import boards as board_registry
-    from .sim.runner import build_model
+    from .sim.harness import build_harness
 
     loaded = load_graph(model)
     designs = {name: make_design(loaded.graph, loaded.name, clock_mhz=clock, board=board_registry.get(name))
                for name in boards}
     design = designs[boards[0]] if boards else make_design(loaded.graph, loaded.name, clock_mhz=clock)
     n = images or (len(loaded.samples[0]) if loaded.samples is not None else 500)
-    x, y, source = flow.sim_images(loaded, data, n)
+    x, y, source = sim_images(loaded, data, n)
     golden = classify(design.graph, x)
     rtl = out / "sim" / "rtl"
     sources = write_core(design, rtl)
-    sim = build_model(sources, CORE_NAME, out / "sim" / "verilator")
+    sim = build_harness(sources, CORE_NAME, out / "sim" / "harness")
     flow.log(f"bench: {len(x)} images without stalls")
     timing = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, timeout_cycles=10_000_000)
     ns = min(len(x), stall_images or len(x))

@@ -64,9 +64,14 @@ def parser() -> argparse.ArgumentParser:
                    help="board whose budgets the automatic folding respects, as `build` does (default kc705)")
     s.add_argument("--data", default=None, metavar="DIR",
                    help="dataset directory (default: the test images shipped with the model)")
-    s.add_argument("--images", type=int, default=200, metavar="N", help="number of images (default 200)")
+    s.add_argument("--images", default="200", metavar="N",
+                   help="number of images, or `all` for the whole test set (default 200)")
     _add_folding(s)
     s.add_argument("--no-stalls", action="store_true", help="skip the run with random stalls")
+    s.add_argument("--bench", choices=("harness", "cocotb"), default="harness",
+                   help="compiled C++ stream harness (default) or the cocotb bench (same results, much slower)")
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="harness processes to share the images (default 1); timing comes from the first's images")
     s.add_argument("--seed", type=int, default=1, help="seed of the random stalls")
     s.add_argument("--work", default=None, metavar="DIR", help="work directory (default: build/sim/<model>)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -104,7 +109,7 @@ def main(argv=None) -> int:
         elif args.command == "eval":
             from .evaluate_cli import cli_eval as handler
         else:
-            from .build.flow import cli_sim as handler
+            from .build.sim_command import cli_sim as handler
     try:
         return handler(args) or 0
     except HdlgenError as e:

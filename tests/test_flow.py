@@ -131,6 +131,9 @@ def test_build_with_synthesis_is_byte_identical(tmp_path):
     (["build", "--board", "kc705", "--model", "missing.pt", "--no-synth"], "does not exist"),
     (["build", "--board", "kc705", "--model", "nosuchmodel", "--no-synth"], "no model named"),
     (["sim", "--images", "0"], "--images"),
+    (["sim", "--images", "lots"], "'all'"),
+    (["sim", "--jobs", "0"], "--jobs"),
+    (["sim", "--bench", "cocotb", "--jobs", "2"], "--bench harness"),
 ])
 def test_cli_errors_are_one_line(args, expect, tmp_path):
     r = _hdlgen(*args, "--out" if args[0] == "build" else "--work", str(tmp_path / "o"), cwd=tmp_path)

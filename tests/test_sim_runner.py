@@ -1,4 +1,5 @@
-"""The Verilator/cocotb simulation runner, on a small stand-in accelerator (tests/data/fake_accel.v).
+"""The Verilator/cocotb simulation runner and the compiled harness, on a small stand-in
+accelerator (tests/data/fake_accel.v).
 
 The fake design sums each image's bytes, adds params[0] from fake_accel.mem and outputs the
 sum mod 10, BEATS + DELAY cycles after the first beat; params[1] != 0 makes it hang.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from hdlgen.sim import (
     steady_state_cycles_per_image,
     verilator_bin_dir,
 )
+from hdlgen.sim.harness import build_harness, pack_beats
 
 DATA = Path(__file__).parent / "data"
 FAKE = DATA / "fake_accel.v"
@@ -266,3 +270,84 @@ def test_build_rejects_bad_sources(tmp_path):
         build_model([mem], "x", tmp_path / "b", progress=False)
     with pytest.raises(HdlgenError, match="not found"):
         build_model([tmp_path / "nope.v"], "x", tmp_path / "b", progress=False)
+
+
+# --- compiled harness -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def harness(build_root):
+    return build_harness([FAKE], "fake_accel", build_root / "harness", progress=False)
+
+
+def _same_run(a, b):
+    for name in ("outputs", "t_out", "t_in_first", "t_in_last"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.cycles, a.beats_sent, a.hung) == (b.cycles, b.beats_sent, b.hung)
+    assert a.raw["cycles_simulated"] == b.raw["cycles_simulated"]
+
+
+@pytest.mark.parametrize("stall_in, stall_out, seed", [(0.0, 0.0, 0), (0.3, 0.5, 11), (0.5, 0.2, 2**40 + 3)])
+def test_harness_runs_cycle_for_cycle_like_cocotb(model, harness, work, stall_in, stall_out, seed):
+    images = _images(30, seed=8)
+    kw = dict(lanes=LANES, work_dir=work, stall_in=stall_in, stall_out=stall_out, seed=seed, progress=False)
+    fast = harness.run(images, _labels(images), **kw)
+    assert fast.passed, fast.summary()
+    _same_run(fast, model.run(images, _labels(images), **kw))
+
+
+def test_pack_beats_is_the_cocotb_beat_order():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "sim"))
+    try:
+        from bench_axis import _beat_words
+    finally:
+        sys.path.pop(0)
+    images = _images(3, seed=9)
+    for lanes in (1, 4, 12):
+        data = pack_beats(images, lanes)
+        words = [int.from_bytes(data[i:i + lanes], "little") for i in range(0, len(data), lanes)]
+        assert words == _beat_words(images, lanes)
+
+
+def test_harness_reports_a_hang_and_exits_nonzero(harness, model, hang_work, tmp_path):
+    images = _images(8, seed=5)
+    result = harness.run(images, _labels(images), lanes=LANES, work_dir=hang_work, timeout_cycles=300,
+                         progress=False, keep_dir=tmp_path)
+    assert result.hung and not result.passed and result.n_out == 0
+    assert len(result.t_in_last) == 3
+    _same_run(result, model.run(images, _labels(images), lanes=LANES, work_dir=hang_work, timeout_cycles=300,
+                                progress=False))
+    r = subprocess.run([str(harness.exe), "--beats", str(tmp_path / "beats.bin"), "--result", str(tmp_path / "r.json"),
+                        "--images", "8", "--lanes", str(LANES), "--timeout", "300"],
+                       cwd=hang_work, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "hung: no beat moved on either stream for 300 cycles (0/8 images out)" in r.stderr
+
+
+def test_harness_wrong_label_is_a_mismatch(harness, work):
+    images = _images(6, seed=4)
+    expected = _labels(images)
+    expected[2] = (expected[2] + 1) % 10
+    result = harness.run(images, expected, lanes=LANES, work_dir=work, stall_out=0.3, seed=2, progress=False)
+    assert result.completed and not result.passed
+    assert result.mismatches == (2,)
+
+
+def test_harness_user_errors(harness, work, tmp_path):
+    with pytest.raises(HdlgenError, match="fake_accel.mem"):
+        harness.run(_images(2, seed=0), None, lanes=LANES, work_dir=tmp_path, progress=False)
+    with pytest.raises(HdlgenError, match="32 bits wide, but 2 lanes"):
+        harness.run(_images(2, seed=0), None, lanes=2, work_dir=work, progress=False)
+
+
+def test_harness_wide_stream_and_reuse(build_root, work):
+    lanes = 12
+    params = {"LANES": lanes, "BEATS": H * W * C // lanes, "OUT_W": 72}
+    wide = build_harness([FAKE], "fake_accel", build_root / "harness_wide", parameters=params, progress=False)
+    assert wide.ports["s_axis_tdata"] == 96 and wide.ports["m_axis_tdata"] == 72
+    images = _images(10, seed=6)
+    result = wide.run(images, _labels(images), lanes=lanes, work_dir=work, stall_in=0.2, stall_out=0.2, seed=3,
+                      progress=False)
+    assert result.passed, result.summary()
+    again = build_harness([FAKE], "fake_accel", build_root / "harness_wide", parameters=params, progress=False)
+    assert again.reused and again.ports == wide.ports

@@ -1,15 +1,14 @@
-"""The ``build``, ``sim`` and ``models`` commands: ordered steps over one design.
+"""The ``build`` and ``models`` commands: ordered steps over one design (``sim`` is in
+:mod:`hdlgen.build.sim_command`).
 
 build:  model -> IR -> plan + folding -> memory images -> Verilog core -> board project
         (wrapper, XDC, Vivado TCL) -> Yosys estimate -> report
-sim:    model -> design -> Verilog core -> Verilator -> stream test images, compare with golden
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,86 +82,6 @@ def cli_models(args) -> int:
         mark = " (default)" if name == DEFAULT_MODEL else ""
         print(f"{name + mark:<30} {first}")
     return 0
-
-
-# -- sim ---------------------------------------------------------------------------------------
-
-def sim_images(loaded: LoadedModel, data: str | None, count: int):
-    if count < 1:
-        raise HdlgenError(f"--images must be at least 1, not {count}")
-    if data is None:
-        if loaded.samples is None:
-            raise HdlgenError(f"model {loaded.path} ships no test images (samples.npz); pass --data DIR")
-        x, y = loaded.samples
-        source = f"{len(x)} test images shipped with {loaded.name}"
-    else:
-        from ..nn.data import load_dataset
-        dataset = loaded.graph.meta.get("dataset")
-        if not dataset:
-            raise HdlgenError(f"model {loaded.path} does not say which dataset it was trained on")
-        x, y = load_dataset(data, dataset, "test")
-        source = f"{dataset} test split from {data}"
-    if count > len(x):
-        raise HdlgenError(f"--images {count}: only {len(x)} images available ({source})")
-    return np.ascontiguousarray(x[:count]), np.asarray(y[:count]), source
-
-
-def cli_sim(args) -> int:
-    import boards
-    from ..sim.runner import build_model
-
-    loaded, design, clock = design_from_args(args, boards.get(args.board))
-    x, y, source = sim_images(loaded, args.data, args.images)
-    work = Path(args.work) if args.work else Path("build") / "sim" / loaded.name
-    rtl = work / "rtl"
-    log(f"emitting Verilog for {loaded.name} into {rtl}")
-    sources = write_core(design, rtl)
-    golden = classify(design.graph, x)
-    model = build_model(sources, CORE_NAME, work / "verilator")
-    t0 = time.time()
-    log(f"simulating {len(x)} images without stalls (timing)")
-    timing = model.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, stall_in=0.0, stall_out=0.0,
-                       seed=args.seed)
-    runs = [("no stalls", timing)]
-    if not args.no_stalls:
-        log(f"simulating {len(x)} images with random input stalls and output backpressure")
-        runs.append(("random stalls", model.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl,
-                                                stall_in=0.3, stall_out=0.3, seed=args.seed)))
-    pred = design.prediction
-    measured = timing.cycles_per_image
-    if measured is None:
-        raise HdlgenError("too few images to measure cycles per image at steady state: use --images 4 or more")
-    result = {
-        "model": loaded.name,
-        "images": len(x),
-        "source": source,
-        "runs": {name: {"matched": r.n_out - len(r.mismatches), "mismatched": len(r.mismatches),
-                        "outputs": r.n_out, "hung": bool(r.hung), "passed": bool(r.passed),
-                        "stall_in": r.stall_in, "stall_out": r.stall_out} for name, r in runs},
-        "all_matched": all(r.passed for _, r in runs),
-        "cycles_per_image": measured,
-        "predicted_cycles_per_image": pred["cycles_per_image"],
-        "model_error_percent": round(100 * (measured - pred["cycles_per_image"]) / pred["cycles_per_image"], 2),
-        "latency_cycles": timing.latency_cycles,
-        "predicted_latency_cycles": pred["latency_cycles"],
-        "clock_mhz": clock,
-        "images_per_second": round(clock * 1e6 / measured, 1),
-        "golden_accuracy_on_these_images": round(float((golden == y).mean()), 4),
-        "folding": design.folding.to_json(),
-        "folding_notes": list(design.folding_notes),
-        "seconds": round(time.time() - t0, 1),
-    }
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        for name, r in runs:
-            status = f"HUNG after {r.n_out} outputs; " if r.hung else ""
-            print(f"{name:>14}: {status}{r.n_out - len(r.mismatches)}/{len(x)} images match the golden model")
-        print(f"cycles per image: {measured:g} measured at steady state, {pred['cycles_per_image']} predicted "
-              f"({result['model_error_percent']:+.2f}%), bottleneck {pred['bottleneck']}")
-        print(f"latency: {timing.latency_cycles} cycles measured, {pred['latency_cycles']} predicted")
-        print(f"throughput: {result['images_per_second']:,.0f} images/s at {clock:g} MHz")
-    return 0 if result["all_matched"] else 1
 
 
 # -- build -------------------------------------------------------------------------------------
