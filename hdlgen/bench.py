@@ -22,6 +22,7 @@ from .build.sim_command import sim_images
 from .errors import HdlgenError
 from .golden import classify
 from .model import DEFAULT_MODEL, load_graph
+from .sim.verify import verify
 
 BOARDS = ("kc705", "zcu104")
 
@@ -41,28 +42,24 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
     rtl = out / "sim" / "rtl"
     sources = write_core(design, rtl)
     sim = build_harness(sources, CORE_NAME, out / "sim" / "harness")
-    flow.log(f"bench: {len(x)} images without stalls")
-    timing = sim.run(x, golden, lanes=design.folding.in_lanes, work_dir=rtl, timeout_cycles=10_000_000)
-    ns = min(len(x), stall_images or len(x))
-    flow.log(f"bench: {ns} images with random stalls")
-    stalled = sim.run(x[:ns], golden[:ns], lanes=design.folding.in_lanes, work_dir=rtl, stall_in=0.3, stall_out=0.3,
-                      seed=3, timeout_cycles=10_000_000)
-    pred = design.prediction
-    measured = timing.cycles_per_image
+    report = verify(sim, x, golden, lanes=design.folding.in_lanes, work_dir=rtl, stall_images=stall_images,
+                    seed=3, timeout_cycles=10_000_000, log=flow.log)
+    timing, stalled = report.timing, report.stalled
+    versus = report.versus(design.prediction)
+    measured = versus["cycles_per_image"]
     result = {
         "model": loaded.name,
         "images": len(x),
         "source": source,
-        "bit_exact": {"no_stalls": bool(timing.passed), "random_stalls": bool(stalled.passed),
-                      "stalled_images": ns, "mismatches": len(timing.mismatches) + len(stalled.mismatches)},
+        "bit_exact": {"no_stalls": bool(timing.passed), "random_stalls": bool(stalled and stalled.passed),
+                      "stalled_images": stalled.n_images if stalled else 0, "mismatches": len(report.mismatches)},
         "simulated_board": boards[0] if boards else None,
         "golden_accuracy_on_these_images": round(float((golden == y).mean()), 4),
         "model_accuracy": loaded.graph.meta.get("accuracy"),
         "clock_mhz": clock,
-        "cycles_per_image": {"measured": measured, "predicted": pred["cycles_per_image"],
-                             "error_percent": round(100 * (measured - pred["cycles_per_image"])
-                                                    / pred["cycles_per_image"], 2)},
-        "latency_cycles": {"measured": timing.latency_cycles, "predicted": pred["latency_cycles"]},
+        "cycles_per_image": {"measured": measured, "predicted": versus["predicted_cycles_per_image"],
+                             "error_percent": versus["model_error_percent"]},
+        "latency_cycles": {"measured": versus["latency_cycles"], "predicted": versus["predicted_latency_cycles"]},
         "images_per_second": round(clock * 1e6 / measured, 1),
         "latency_us": round(timing.latency_cycles / clock, 3),
         "folding": design.folding.to_json(),

@@ -22,8 +22,8 @@ from hdlgen.sim import (
     build_model,
     ensure_verilator_on_path,
     lint,
-    simulate,
     steady_state_cycles_per_image,
+    verify,
     verilator_bin_dir,
 )
 from hdlgen.sim.harness import build_harness, pack_beats
@@ -74,7 +74,7 @@ def hang_work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(model, work) -> SimReport:
     images = _images(50, seed=1)
-    return simulate(
+    return verify(
         model, images, _labels(images), lanes=LANES, work_dir=work, stalls=True,
         stall_in=0.3, stall_out=0.4, seed=7, timing_images=16, progress=False,
     )
@@ -209,7 +209,7 @@ def test_hang_is_reported(model, hang_work):
     # The fake takes DEPTH=3 images before its input stalls for good.
     assert len(result.t_in_last) == 3
     assert "HUNG" in result.summary()
-    report = simulate(model, images, _labels(images), lanes=LANES, work_dir=hang_work,
+    report = verify(model, images, _labels(images), lanes=LANES, work_dir=hang_work,
                       timeout_cycles=300, progress=False)
     assert report.hung and not report.passed
     assert report.stalled is None

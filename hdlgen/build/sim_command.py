@@ -19,10 +19,10 @@ import numpy as np
 from ..errors import HdlgenError
 from ..golden import classify
 from ..model import LoadedModel
+from ..sim.verify import verify
 from .design import CORE_NAME, write_core
 from .flow import design_from_args, log
 
-STALL_PROBABILITY = 0.3
 TIMING_RULE = ("cycles per image: (t_out[n-1] - t_out[k]) / (n-1-k), k = n//2, over the back-to-back "
                "stream of the images named; latency: the first of them, entering an idle pipeline, "
                "from its first beat in to its output")
@@ -79,7 +79,6 @@ def _run_json(r) -> dict:
 
 def cli_sim(args) -> int:
     import boards
-    from ..sim.shards import run_sharded
 
     count = images_arg(args.images)
     if args.jobs < 1:
@@ -99,19 +98,12 @@ def cli_sim(args) -> int:
         golden_run = pool.submit(classify, design.graph, x)
         model = _model(args.bench, sources, work)
         t0 = time.time()
-
-        def run(name: str, stall: float):
-            log(f"simulating {len(x)} images {name} ({args.bench}, up to {args.jobs} process(es))")
-            return run_sharded(model, x, None, jobs=args.jobs, lanes=design.folding.in_lanes, work_dir=rtl,
-                               stall_in=stall, stall_out=stall, seed=args.seed)
-
-        runs = [("no stalls", run("without stalls (timing)", 0.0))]
-        if not args.no_stalls:
-            runs.append(("random stalls", run("with random input stalls and output backpressure",
-                                              STALL_PROBABILITY)))
+        report = verify(model, x, lanes=design.folding.in_lanes, work_dir=rtl, stalls=not args.no_stalls,
+                        seed=args.seed, jobs=args.jobs, log=log)
         golden = golden_run.result()
-    runs = [(name, r.compared(golden)) for name, r in runs]
-    timing = runs[0][1]
+    report = report.compared(golden)
+    runs = [("no stalls", report.timing)] + ([("random stalls", report.stalled)] if report.stalled else [])
+    timing = report.timing
     pred = design.prediction
     measured = timing.cycles_per_image
     if measured is None and not timing.hung:
@@ -122,13 +114,8 @@ def cli_sim(args) -> int:
         "source": source,
         "bench": args.bench,
         "runs": {name: _run_json(r) for name, r in runs},
-        "all_matched": all(r.passed for _, r in runs),
-        "cycles_per_image": measured,
-        "predicted_cycles_per_image": pred["cycles_per_image"],
-        "model_error_percent": None if measured is None else
-        round(100 * (measured - pred["cycles_per_image"]) / pred["cycles_per_image"], 2),
-        "latency_cycles": timing.latency_cycles,
-        "predicted_latency_cycles": pred["latency_cycles"],
+        "all_matched": report.passed,
+        **report.versus(pred),
         "timing_measured_on": {**timing.timing_source(), "rule": TIMING_RULE},
         "clock_mhz": clock,
         "images_per_second": None if measured is None else round(clock * 1e6 / measured, 1),

@@ -2,7 +2,7 @@
 
 :func:`build_model` verilates for the cocotb bench, :func:`build_harness` compiles the design
 with the C++ stream harness; the models' ``run`` streams images through the AXI4-Stream ports
-(same arguments, same :class:`SimResult`), :func:`simulate` combines a stall-free timing run
+(same arguments, same :class:`SimResult`), :func:`verify` combines a stall-free timing run
 and a run with random stalls, :func:`run_sharded` splits one run over several processes.
 """
 
@@ -11,13 +11,13 @@ from hdlgen.sim.runner import (
     DEFAULT_BUILD_ARGS,
     SimError,
     SimModel,
-    SimReport,
     SimResult,
     build_model,
-    simulate,
     steady_state_cycles_per_image,
 )
+from hdlgen.sim.results import SimReport
 from hdlgen.sim.shards import ShardedResult, run_sharded
+from hdlgen.sim.verify import verify
 from hdlgen.sim.tools import (
     LINT_WAIVERS,
     ensure_verilator_on_path,
@@ -39,7 +39,7 @@ __all__ = [
     "ensure_verilator_on_path",
     "lint",
     "run_sharded",
-    "simulate",
     "steady_state_cycles_per_image",
+    "verify",
     "verilator_bin_dir",
 ]

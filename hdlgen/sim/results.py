@@ -125,6 +125,16 @@ class SimResult:
         return int(self.outputs.shape[0])
 
     @property
+    def shards(self) -> tuple:
+        """A run in one process, read as the one shard of a sharded run."""
+        return ((0, self),)
+
+    def timing_source(self) -> dict:
+        """Which images the timing figures were measured on (all of this run's)."""
+        return {"shard": 1, "of_shards": 1, "first_image": 0, "images": self.n_images,
+                "stall_in": self.stall_in, "stall_out": self.stall_out}
+
+    @property
     def completed(self) -> bool:
         """Every beat went in, every image produced an output, and the run did not hang."""
         return (
@@ -271,6 +281,19 @@ class SimReport:
     def mismatches(self) -> tuple[int, ...]:
         """Image indices that mismatched in any run (indices into the full image array)."""
         return tuple(sorted(set().union(*(r.mismatches for r in self.runs))))
+
+    def compared(self, expected) -> "SimReport":
+        """Both runs, their outputs compared with *expected* (one label per image)."""
+        exp = np.asarray(expected)
+        stalled = None if self.stalled is None else self.stalled.compared(exp[:self.stalled.n_images])
+        return SimReport(timing=self.timing.compared(exp[:self.timing.n_images]), stalled=stalled)
+
+    def versus(self, prediction: dict) -> dict:
+        """Measured cycles per image and latency next to the cycle model's ``prediction``."""
+        measured, predicted = self.cycles_per_image, prediction["cycles_per_image"]
+        return {"cycles_per_image": measured, "predicted_cycles_per_image": predicted,
+                "model_error_percent": None if measured is None else round(100 * (measured - predicted) / predicted, 2),
+                "latency_cycles": self.latency_cycles, "predicted_latency_cycles": prediction["latency_cycles"]}
 
     def summary(self) -> str:
         lines = [f"timing run: {self.timing.summary()}"]

@@ -3,8 +3,8 @@
 :func:`build_model` compiles the Verilog with Verilator through cocotb's runner and returns a
 :class:`SimModel` that can be run many times. :meth:`SimModel.run` streams a batch of uint8
 images through the AXI4-Stream ports (bench: ``sim/bench_axis.py``) and returns a
-:class:`SimResult`. :func:`simulate` does a stall-free timing run and a run with random
-stalls, and combines them in a :class:`SimReport`. The compiled harness
+:class:`SimResult`; :func:`hdlgen.sim.verify.verify` combines a stall-free timing run and a
+run with random stalls of any such model. The compiled harness
 (:mod:`hdlgen.sim.harness`) runs the same case much faster, with the same results.
 
 The design under test has ports ``clk``, ``rst`` (active-high, synchronous),
@@ -38,7 +38,7 @@ from hdlgen.sim.build_cache import (
     tool_versions,
     write_stamp,
 )
-from hdlgen.sim.results import SimReport, SimResult, steady_state_cycles_per_image
+from hdlgen.sim.results import SimResult, steady_state_cycles_per_image
 from hdlgen.sim.run_common import (
     RESET_CYCLES,
     ProgressEcho,
@@ -56,10 +56,8 @@ __all__ = [
     "DEFAULT_BUILD_ARGS",
     "SimError",
     "SimModel",
-    "SimReport",
     "SimResult",
     "build_model",
-    "simulate",
     "steady_state_cycles_per_image",
 ]
 
@@ -322,44 +320,3 @@ def build_model(
     write_stamp(out, {"digest": digest, "top": top, "build_s": elapsed})
     log(progress, f"{top}: built in {elapsed:.1f} s")
     return SimModel(top=top, build_dir=out, build_s=elapsed, reused=False)
-
-
-def simulate(
-    model: SimModel,
-    images: np.ndarray,
-    expected: np.ndarray | Sequence[int] | None = None,
-    *,
-    lanes: int,
-    work_dir: os.PathLike[str] | str,
-    stalls: bool = True,
-    stall_in: float = 0.3,
-    stall_out: float = 0.3,
-    seed: int = 0,
-    timing_images: int | None = 16,
-    timeout_cycles: int = 100_000,
-    progress: bool = True,
-) -> SimReport:
-    """Timing run without stalls, then (if *stalls*) a correctness run with random stalls.
-
-    The timing run streams the first *timing_images* images (all when None, or when
-    *stalls* is false, since it is then the only run) back to back with ``tready`` always
-    high: it gives :attr:`SimReport.cycles_per_image` and :attr:`SimReport.latency_cycles`.
-    The stalled run streams all images with ``tvalid``/``tready`` dropped at random
-    (probabilities *stall_in*, *stall_out*; seed *seed*).
-    """
-    images = np.asarray(images)
-    exp = None if expected is None else np.asarray(expected)
-    n = images.shape[0] if images.ndim else 0
-    t_n = n if (timing_images is None or not stalls) else max(1, min(n, timing_images))
-    timing = model.run(
-        images[:t_n], None if exp is None else exp[:t_n], lanes=lanes, work_dir=work_dir,
-        stall_in=0.0, stall_out=0.0, seed=seed, timeout_cycles=timeout_cycles,
-        progress=progress,
-    )
-    stalled = None
-    if stalls and not timing.hung:
-        stalled = model.run(
-            images, exp, lanes=lanes, work_dir=work_dir, stall_in=stall_in,
-            stall_out=stall_out, seed=seed, timeout_cycles=timeout_cycles, progress=progress,
-        )
-    return SimReport(timing=timing, stalled=stalled)
