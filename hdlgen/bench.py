@@ -5,8 +5,9 @@ first board's design under Verilator (compiled harness) on the shipped test imag
 ``--data``) without stalls (cycles per image at steady state, latency) and with random stalls
 (every label checked again), builds the design for each board (each folded within its own
 budgets) with a Yosys estimate, measures the MVAUs' accumulator organisations against each
-other with Yosys (:mod:`hdlgen.build.accumulators`), and writes ``<out>/bench.json`` and
-``<out>/bench.md``.
+other with Yosys (:mod:`hdlgen.build.accumulators`), injects faults into the core and counts
+how many the harness catches on the same images (:mod:`hdlgen.verify.mutation`), and writes
+``<out>/bench.json`` and ``<out>/bench.md``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from .errors import HdlgenError
 from .golden import classify
 from .model import DEFAULT_MODEL, load_graph
 from .sim.verify import verify
+from .verify.mutation import markdown as mutation_markdown
+from .verify.mutation import mutation_check
 
 BOARDS = ("kc705", "zcu104")
 
 
 def run_bench(model: str, out: Path, images: int | None, data: str | None, clock: float, boards,
-              stall_images: int | None = None, accumulators: bool = True, accumulator_layers=None) -> dict:
+              stall_images: int | None = None, accumulators: bool = True, accumulator_layers=None,
+              mutants_per_kind: int = 2, mutant_images: int = 200) -> dict:
     import boards as board_registry
     from .sim.harness import build_harness
 
@@ -88,6 +92,10 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
         comp = compare_accumulators(design, board_registry.get(boards[0]), layers=accumulator_layers,
                                     workdir=out / "accumulators", progress=flow.log)
         result["accumulators"] = {"board": boards[0], "json": comp.to_json(), "markdown": render_markdown(comp)}
+    if mutants_per_kind:
+        flow.log(f"bench: mutation check ({mutants_per_kind} mutants of each kind, {mutant_images} images)")
+        result["mutation"] = mutation_check(design, x[:mutant_images], "harness", per_kind=mutants_per_kind,
+                                            log=flow.log)
     return result
 
 
@@ -129,6 +137,9 @@ def markdown(r: dict) -> str:
     if r.get("accumulators"):
         lines += [f"## Accumulator organisation ({r['accumulators']['board']}, Yosys per MVAU)", "",
                   r["accumulators"]["markdown"], ""]
+    if r.get("mutation"):
+        m = r["mutation"]
+        lines += [mutation_markdown(m, f"Mutation check ({m['images']} images, {m['simulator']})").replace("# ", "## ", 1)]
     return "\n".join(lines)
 
 
@@ -143,6 +154,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stall-images", type=int, default=None,
                     help="images of the run with random stalls (default: all)")
     ap.add_argument("--no-accumulators", action="store_true", help="skip the accumulator comparison")
+    ap.add_argument("--mutants-per-kind", type=int, default=2,
+                    help="mutation check: faults of each kind injected into the core (default 2; 0 skips it)")
+    ap.add_argument("--mutant-images", type=int, default=200, help="images per mutant run (default 200)")
     ap.add_argument("--accumulator-layers", default=None, metavar="A,B,...",
                     help="compare the accumulator organisations on these MVAU layers only (default: all)")
     args = ap.parse_args(argv)
@@ -151,7 +165,8 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         r = run_bench(args.model, out, args.images, args.data, args.clock_mhz,
                       [b for b in args.boards.split(",") if b], args.stall_images, not args.no_accumulators,
-                      args.accumulator_layers.split(",") if args.accumulator_layers else None)
+                      args.accumulator_layers.split(",") if args.accumulator_layers else None,
+                      args.mutants_per_kind, args.mutant_images)
     except HdlgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -66,7 +66,7 @@ def test_check_counts_what_the_simulation_catches(core):
     def simulate(folder, images):
         changed = (folder / "fc0_weights.mem").read_text() != (core / "fc0_weights.mem").read_text()
         hung = "2'h2" in (folder / "hdlgen_accel.v").read_text()
-        return SimpleNamespace(outputs=expected + changed, all_tlast=True, hung=hung)
+        return SimpleNamespace(outputs=expected + changed, tlast_missing=0, hung=hung)
 
     outcomes = check(core, None, expected, simulate, per_kind=5, seed=3, log=lambda line: None)
     s = summary(outcomes)

@@ -110,7 +110,7 @@ class IcarusRun:
     core stopped moving before every image came out."""
     outputs: np.ndarray
     cycles: np.ndarray
-    all_tlast: bool
+    tlast_missing: int        # output beats without tlast (every beat should carry it)
     hung: bool
     log: str
 
@@ -171,7 +171,7 @@ def run_icarus(rtl_dir, images: np.ndarray, lanes: int, out_width: int, *, stall
         bad = next(r for r in rows if len(r) != 4 or not all(v.isdigit() for v in r))
         raise HdlgenError(f"Icarus output beat {' '.join(bad)!r} is not a number (X or Z on m_axis?)")
     table = np.array([[int(v) for v in r] for r in rows], dtype=np.int64).reshape(-1, 4)
-    return IcarusRun(outputs=table[:, 1], cycles=table[:, 3], all_tlast=bool(table[:, 2].all()),
+    return IcarusRun(outputs=table[:, 1], cycles=table[:, 3], tlast_missing=int((table[:, 2] == 0).sum()),
                      hung=hung or len(table) < len(images), log=log)
 
 

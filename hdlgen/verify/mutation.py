@@ -32,19 +32,23 @@ class Outcome:
 
 
 def verdict(run, expected: np.ndarray) -> str:
-    """Why a run of a mutant is caught (``run``: outputs, all_tlast, hung), or "survived"."""
+    """Why a run of a mutant is caught (``run``: ``outputs``, ``tlast_missing``, ``hung``, as
+    the Verilator and Icarus benches report them), or "survived"."""
     if run.hung:
         return "hung"
-    if not run.all_tlast:
-        return "tlast missing"
-    wrong = np.nonzero(np.asarray(run.outputs) != expected)[0]
+    if run.tlast_missing:
+        return f"tlast missing on {run.tlast_missing} beat(s)"
+    outputs = np.asarray(run.outputs)
+    if len(outputs) != len(expected):
+        return f"{len(outputs)} outputs for {len(expected)} images"
+    wrong = np.nonzero(outputs != expected)[0]
     return f"{len(wrong)} wrong output(s)" if len(wrong) else "survived"
 
 
 def check(core, images: np.ndarray, expected: np.ndarray, simulate, *, per_kind: int = 4, seed: int = 1,
           log=print) -> list[Outcome]:
     """Run every mutant of the core folder ``core``; ``simulate(folder, images)`` runs one core
-    and returns an object with ``outputs``, ``all_tlast`` and ``hung``."""
+    and returns an object with ``outputs``, ``tlast_missing`` and ``hung``."""
     outcomes = []
     chosen = mutants(core, per_kind, seed)
     with tempfile.TemporaryDirectory(prefix="hdlgen-mutants-") as tmp:
@@ -84,18 +88,58 @@ def markdown(s: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    from ..build.design import make_design, write_core
-    from ..golden import classify
-    from ..model import load_graph
+def simulator(name: str, lanes: int):
+    """``simulate(folder, images)`` for the mutation check: ``icarus`` (no build, slow per
+    cycle: a few images) or ``harness`` (a Verilator build per mutant, then fast)."""
+    from ..build.design import CORE_NAME
+    from ..engines.ports import OUTPUT_BYTES
+    from ..sim.harness import build_harness
     from ..sim.icarus import run_icarus
+
+    if name == "icarus":
+        return lambda folder, images: run_icarus(folder, images, lanes, 8 * OUTPUT_BYTES)
+    if name == "harness":
+        def run(folder, images):
+            sources = [folder / f"{CORE_NAME}.v", *sorted(p for p in folder.glob("*.v") if p.stem != CORE_NAME)]
+            model = build_harness(sources, CORE_NAME, folder / "harness", progress=False)
+            return model.run(images, None, lanes=lanes, work_dir=folder, progress=False)
+        return run
+    raise HdlgenError(f"unknown simulator {name!r} for the mutation check (icarus, harness)")
+
+
+def mutation_check(design, images: np.ndarray, simulator_name: str, *, per_kind: int = 4, seed: int = 1,
+                   log=print) -> dict:
+    """Emit ``design``'s core, check that it passes on ``images``, then run its mutants; the
+    summary (:func:`summary`) with the model, image count and simulator."""
+    from ..build.design import write_core
+    from ..golden import classify
+
+    expected = classify(design.graph, images)
+    simulate = simulator(simulator_name, design.folding.in_lanes)
+    with tempfile.TemporaryDirectory(prefix="hdlgen-core-") as tmp:
+        core = Path(tmp) / "rtl"
+        write_core(design, core)
+        clean = verdict(simulate(core, images), expected)
+        if clean != "survived":
+            raise HdlgenError(f"the unmutated core already fails: {clean}")
+        outcomes = check(core, images, expected, simulate, per_kind=per_kind, seed=seed, log=log)
+    s = summary(outcomes)
+    s.update(images=int(len(images)), simulator=simulator_name, seed=seed)
+    return s
+
+
+def main(argv=None) -> int:
+    from ..build.design import make_design
+    from ..model import load_graph
 
     p = argparse.ArgumentParser(prog="python -m hdlgen.verify.mutation",
                                 description="Inject small faults into a model's emitted core and count how "
-                                            "many the Icarus bench catches on the model's shipped images.")
+                                            "many the bench catches on the model's shipped images.")
     p.add_argument("--model", default="mlp-fashion", help="shipped model name, checkpoint or IR graph")
     p.add_argument("--per-kind", type=int, default=4, help="mutants of each kind (default 4)")
     p.add_argument("--images", type=int, default=8, help="shipped test images per run (default 8)")
+    p.add_argument("--simulator", choices=("icarus", "harness"), default="icarus",
+                   help="icarus (default; a few images) or harness (Verilator, one build per mutant)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="build/mutation", help="folder for summary.md and summary.json")
     args = p.parse_args(argv)
@@ -104,23 +148,14 @@ def main(argv=None) -> int:
         if loaded.samples is None:
             raise HdlgenError(f"model {args.model} ships no test images")
         design = make_design(loaded.graph, loaded.name)
-        out = Path(args.out)
         x = loaded.samples[0][:args.images]
-        expected = classify(loaded.graph, x)
-        lanes = design.folding.in_lanes
-        with tempfile.TemporaryDirectory(prefix="hdlgen-core-") as tmp:
-            core = Path(tmp) / "rtl"
-            write_core(design, core)
-            clean = run_icarus(core, x, lanes, 8)
-            if verdict(clean, expected) != "survived":
-                raise HdlgenError(f"the unmutated core already fails: {verdict(clean, expected)}")
-            outcomes = check(core, x, expected, lambda d, imgs: run_icarus(d, imgs, lanes, 8),
-                             per_kind=args.per_kind, seed=args.seed)
-        s = summary(outcomes)
-        s.update(model=loaded.name, images=int(len(x)), simulator="icarus", seed=args.seed)
+        s = mutation_check(design, x, args.simulator, per_kind=args.per_kind, seed=args.seed)
+        s["model"] = loaded.name
+        out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(s, indent=1) + "\n")
-        (out / "summary.md").write_text(markdown(s, f"Mutation check: {loaded.name}, {len(x)} images, Icarus"))
+        title = f"Mutation check: {loaded.name}, {len(x)} images, {args.simulator}"
+        (out / "summary.md").write_text(markdown(s, title))
         print(f"{s['killed']} of {s['mutants']} mutants killed; {out / 'summary.md'}")
     except HdlgenError as e:
         print(f"error: {e}", file=sys.stderr)
