@@ -28,6 +28,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from hdlgen.engines.ports import CLOCK, RESET, core_interfaces
+
 try:
     from cocotb.handle import _GPISetAction
     from cocotb.handle import _trust_inertial as _DIRECT_WRITES
@@ -134,37 +136,32 @@ async def stream_images(dut):
     rand = rng.random
     progress = _Progress(os.environ.get("HDLGEN_SIM_PROGRESS"), n_images)
 
-    names = ("clk", "rst", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
-             "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast")
-    missing = [name for name in names if not hasattr(dut, name)]
+    # Port names from the one definition of the core's ports (hdlgen.engines.ports).
+    sink, source = core_interfaces(lanes)[:2]
+    pins = {f"s_{m}": p.name for m, p in zip(("tdata", "tvalid", "tready", "tlast"), sink.ports)}
+    pins.update({f"m_{m}": p.name for m, p in zip(("tdata", "tvalid", "tready", "tlast"), source.ports)})
+    missing = [name for name in (CLOCK, RESET, *pins.values()) if not hasattr(dut, name)]
     if missing:
         _write_result(result_path, {"error": f"the design has no port {', '.join(missing)}"})
         return
-    clk = dut.clk
-    s_tdata = _Port(dut.s_axis_tdata)
-    s_tvalid = _Port(dut.s_axis_tvalid)
-    s_tready = _Port(dut.s_axis_tready)
-    s_tlast = _Port(dut.s_axis_tlast)
-    m_tdata = _Port(dut.m_axis_tdata)
-    m_tvalid = _Port(dut.m_axis_tvalid)
-    m_tready = _Port(dut.m_axis_tready)
-    m_tlast = _Port(dut.m_axis_tlast)
+    clk, rst = getattr(dut, CLOCK), getattr(dut, RESET)
+    port = {key: _Port(getattr(dut, name)) for key, name in pins.items()}
+    s_tdata, s_tvalid, s_tready, s_tlast = (port[f"s_{m}"] for m in ("tdata", "tvalid", "tready", "tlast"))
+    m_tdata, m_tvalid, m_tready, m_tlast = (port[f"m_{m}"] for m in ("tdata", "tvalid", "tready", "tlast"))
     if s_tdata.width != 8 * lanes:
         _write_result(result_path, {
-            "error": f"s_axis_tdata is {s_tdata.width} bits wide, but {lanes} lanes need "
+            "error": f"{pins['s_tdata']} is {s_tdata.width} bits wide, but {lanes} lanes need "
                      f"{8 * lanes} bits"})
         return
 
-    dut.s_axis_tvalid.value = 0
-    dut.s_axis_tdata.value = 0
-    dut.s_axis_tlast.value = 0
-    dut.m_axis_tready.value = 0
-    dut.rst.value = 1
+    for pin in (s_tvalid, s_tdata, s_tlast, m_tready):
+        pin.handle.value = 0
+    rst.value = 1
     Clock(clk, 10, unit="ns").start()
     edge = RisingEdge(clk)
     for _ in range(max(reset_cycles, 2)):
         await edge
-    dut.rst.value = 0
+    rst.value = 0
 
     outputs: list[int] = []
     t_out: list[int] = []
