@@ -189,6 +189,7 @@ def test_fuzz_slice_through_verilator(tmp_path):
     assert summary["cycle_model"]["exact"] == len(SLICE)
     assert set(summary["coverage"]["kinds"]) == {"fc", "cnn", "resnet"}
     assert {"fork", "delay", "select", "decimate", "globalsum"} <= set(summary["coverage"]["engine_kinds"])
+    assert "select_threshold -> select" in summary["coverage"]["op_engines"]
     assert "Shapes covered" in (out / "summary.md").read_text()
 
 
