@@ -301,7 +301,7 @@ def coverage(shapes: list) -> dict:
     windows = [(l["kind"], l["window"]) for l in layers if "window" in l]
 
     def count(values):
-        return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: (str(type(kv[0])), kv[0]))}
+        return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: _natural(kv[0]))}
 
     def knob_values(which):
         return count(f"{l['kind']}.{name}={k['value']}" if which == "value" else f"{l['kind']}.{name}"
@@ -329,6 +329,11 @@ def coverage(shapes: list) -> dict:
         "window_channels": count(f"{kind} c{w['c']}" for kind, w in windows),
         "window_image": count(f"{w['h']}x{w['w']}" for _, w in windows),
     }
+
+
+def _natural(value) -> list:
+    """Sort key of a table entry: its text with the numbers in it compared as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(value))]
 
 
 def summarize(results: list, started: float, args) -> dict:
