@@ -91,22 +91,44 @@ def prepare(seed: int, max_cycles: int = 2500) -> dict:
 
 
 def describe(case: dict) -> dict:
-    """Shape facts of a network for the coverage tables."""
+    """Shape facts of a network for the coverage tables, from its spec and from each engine's
+    kind in the registry: the kind's report entry, its fold knobs (and whether each is the
+    smallest or largest the kind allows there), its window, its derived FIFO depth."""
+    from dataclasses import fields
+
+    from .engines import engine_kind, has_knobs
+
     d = case["design"]
     spec = case["spec"]
+    depths = d.delay_depths
     layers = []
     for e in d.plan.engines:
-        row = {"name": e.name, "kind": e.kind}
-        if e.kind == "mvau":
-            f = d.folding[e.name]
-            row.update(n_in=e.n_in, n_out=e.n_out, pe=f.pe, simd=f.simd, pixels=e.pixels,
-                       in_dtype=str(e.in_dtype), out_dtype=str(e.out_dtype))
-        elif e.kind in ("swu", "maxpool"):
-            w = e.window
-            row.update(h=w.h, w=w.w, c=w.c, k=w.k, stride=w.stride, pad=w.pad, dtype=str(e.dtype))
+        kind, knobs = engine_kind(e), d.folding.knobs(e)
+        row = {"name": e.name, "kind": e.kind, **kind.describe(e, knobs, d.images.get(e.name), depths)}
+        if has_knobs(kind):
+            candidates = kind.candidates(e)
+            row["knobs"] = {}
+            for f in fields(knobs):
+                v, allowed = getattr(knobs, f.name), [getattr(c, f.name) for c in candidates]
+                row["knobs"][f.name] = {"value": v, "min": v == min(allowed), "max": v == max(allowed)}
+        window = getattr(e, "window", None)
+        if window is not None:
+            row["window"] = {"h": window.h, "w": window.w, "c": window.c, "k": window.k, "stride": window.stride,
+                             "pad": window.pad}
+        if kind.balances:
+            row["fifo_depth"] = depths[e.name]
         layers.append(row)
     return {"kind": spec["kind"], "input": "x".join(map(str, spec["shape"])), "in_bits": spec["in_bits"],
-            "in_lanes": d.folding.in_lanes, "layers": layers}
+            "in_lanes": d.folding.in_lanes, "layers": layers, "ops": [n.op for n in d.graph.nodes],
+            "op_engines": [f"{d.graph.node(name).op} -> {k}" for name, (k, _) in d.plan.choices.items()],
+            "blocks": [_block_shape(b) for stage in spec.get("stages", ()) for b in stage],
+            "stages": [len(stage) for stage in spec.get("stages", ())]}
+
+
+def _block_shape(block: dict) -> str:
+    """A residual block in words: its shortcut and its convolutions' kernels."""
+    shortcut = f"projection stride {block['stride']}" if block["projection"] else "identity"
+    return f"{shortcut}, kernels {block['kernels'][0]}/{block['kernels'][1]}"
 
 
 # -- groups ------------------------------------------------------------------------------------
@@ -272,14 +294,49 @@ def replay_command(seed: int) -> str:
     return f".venv/bin/python -m hdlgen.fuzz_campaign --replay {seed} --out build/fuzz-replay-{seed}"
 
 
-def summarize(results: list, started: float, args) -> dict:
-    layers = [l for r in results for l in r["shape"]["layers"]]
-    mv = [l for l in layers if l["kind"] == "mvau"]
-    win = [l for l in layers if l["kind"] in ("swu", "maxpool")]
+def coverage(shapes: list) -> dict:
+    """Counts of what the networks of ``shapes`` (:func:`describe`) exercised."""
+    layers = [l for sh in shapes for l in sh["layers"]]
+    knobbed = [l for l in layers if "knobs" in l]
+    windows = [(l["kind"], l["window"]) for l in layers if "window" in l]
 
     def count(values):
-        return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: (str(type(kv[0])), kv[0]))}
+        return {str(k): v for k, v in sorted(Counter(values).items(), key=lambda kv: _natural(kv[0]))}
 
+    def knob_values(which):
+        return count(f"{l['kind']}.{name}={k['value']}" if which == "value" else f"{l['kind']}.{name}"
+                     for l in knobbed for name, k in l["knobs"].items() if which == "value" or k[which])
+
+    return {
+        "kinds": count(sh["kind"] for sh in shapes),
+        "input_shapes": count(sh["input"] for sh in shapes),
+        "input_bits": count(sh["in_bits"] for sh in shapes),
+        "in_lanes": count(sh["in_lanes"] for sh in shapes),
+        "ops": count(op for sh in shapes for op in sh.get("ops", ())),
+        "op_engines": count(c for sh in shapes for c in sh.get("op_engines", ())),
+        "engine_kinds": count(l["kind"] for l in layers),
+        "networks_with_engine": count(k for sh in shapes for k in {l["kind"] for l in sh["layers"]}),
+        "residual_blocks": count(b for sh in shapes for b in sh.get("blocks", ())),
+        "blocks_per_stage": count(n for sh in shapes for n in sh.get("stages", ())),
+        "fifo_depths": count(l["fifo_depth"] for l in layers if "fifo_depth" in l),
+        "layer_fan_in": count(l["in_shape"][-1] for l in knobbed),
+        "layer_outputs": count(l["out_shape"][-1] for l in knobbed),
+        "layer_dtypes": count(f"{l['kind']} {l['in_dtype']} -> {l['out_dtype']}" for l in knobbed if "in_dtype" in l),
+        "knobs": knob_values("value"),
+        "knob_at_min": knob_values("min"),
+        "knob_at_max": knob_values("max"),
+        "windows": count(f"{kind} k{w['k']} s{w['stride']} p{w['pad']}" for kind, w in windows),
+        "window_channels": count(f"{kind} c{w['c']}" for kind, w in windows),
+        "window_image": count(f"{w['h']}x{w['w']}" for _, w in windows),
+    }
+
+
+def _natural(value) -> list:
+    """Sort key of a table entry: its text with the numbers in it compared as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(value))]
+
+
+def summarize(results: list, started: float, args) -> dict:
     failing = [r for r in results if r["problems"]]
     timed = [r for r in results if r.get("measured_cycles_per_image") is not None]
     return {
@@ -295,27 +352,7 @@ def summarize(results: list, started: float, args) -> dict:
                         "deviations": [{"seed": r["seed"], "predicted": r["predicted_cycles_per_image"],
                                         "measured": r["measured_cycles_per_image"]}
                                        for r in timed if not r["cycle_model_exact"]]},
-        "coverage": {
-            "kinds": count(r["shape"]["kind"] for r in results),
-            "input_shapes": count(r["shape"]["input"] for r in results),
-            "input_bits": count(r["shape"]["in_bits"] for r in results),
-            "in_lanes": count(r["shape"]["in_lanes"] for r in results),
-            "engine_kinds": count(l["kind"] for l in layers),
-            "mvau_fan_in": count(l["n_in"] for l in mv),
-            "mvau_neurons": count(l["n_out"] for l in mv),
-            "mvau_in_dtype": count(l["in_dtype"] for l in mv),
-            "mvau_out_dtype": count(l["out_dtype"] for l in mv),
-            "pe": count(l["pe"] for l in mv),
-            "simd": count(l["simd"] for l in mv),
-            "pe_is_1": sum(l["pe"] == 1 for l in mv), "pe_is_full": sum(l["pe"] == l["n_out"] for l in mv),
-            "simd_is_1": sum(l["simd"] == 1 for l in mv), "simd_is_full": sum(l["simd"] == l["n_in"] for l in mv),
-            "conv_kernel": count(l["k"] for l in win if l["kind"] == "swu"),
-            "conv_stride": count(l["stride"] for l in win if l["kind"] == "swu"),
-            "conv_pad": count(l["pad"] for l in win if l["kind"] == "swu"),
-            "conv_channels_in": count(l["c"] for l in win if l["kind"] == "swu"),
-            "pool_kernel_stride": count(f"{l['k']}/{l['stride']}" for l in win if l["kind"] == "maxpool"),
-            "window_image": count(f"{l['h']}x{l['w']}" for l in win),
-        },
+        "coverage": coverage([r["shape"] for r in results]),
         "failing": [{"seed": r["seed"], "problems": r["problems"], "replay": replay_command(r["seed"]),
                      "spec": r.get("spec")} for r in failing],
     }

@@ -3,12 +3,13 @@ packer/unpacker pair on random networks, and a small fixed-seed slice of the fuz
 (``python -m hdlgen.fuzz_campaign``) through Verilator."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from hdlgen.fold import check, plan, predict
-from hdlgen.fuzz import random_network, random_spec, spec_graph
+from hdlgen.fuzz import random_network, random_resnet, random_spec, resnet_spec, spec_graph
 from hdlgen.golden import classify
 from hdlgen.ir import BIPOLAR, DType, Graph, sint, uint
 from hdlgen.engines.mvau import hw_accumulator, pack_mvau, unpack_mvau
@@ -27,7 +28,7 @@ def test_generator_covers_the_layer_kinds():
         check(p, fo)
         seen["kinds"].add(spec["kind"])
         seen["bits"].add(spec["in_bits"])
-        for m, k, st, pad, pool, pst, lv in spec["convs"]:
+        for m, k, st, pad, pool, pst, lv in spec.get("convs", ()):
             seen["k"].add(k), seen["stride"].add(st), seen["pad"].add(pad), seen["pool"].add((pool, pst))
             seen["levels"].add(lv)
         for e in p.mvaus:
@@ -37,7 +38,7 @@ def test_generator_covers_the_layer_kinds():
             seen["simd1"] += f.simd == 1
             seen["simd_full"] += f.simd == e.n_in
             seen["odd"] += e.n_out % 2 == 1 and e.n_out > 2
-    assert seen["kinds"] == {"fc", "cnn"}
+    assert seen["kinds"] == {"fc", "cnn", "resnet"}
     assert seen["bits"] == set(range(1, 9))
     assert {1, 2, 3} <= seen["k"] and seen["stride"] == {1, 2} and {0, 1, 2} <= seen["pad"]
     assert {(0, 0), (2, 2), (3, 3)} <= seen["pool"] and any(p != s for p, s in seen["pool"])
@@ -115,19 +116,61 @@ def test_encode_join_mem_round_trips(seed, tmp_path):
         encode([dtype.max + 1], dtype)
 
 
+def _convolutions(spec) -> int:
+    if spec["kind"] != "resnet":
+        return len(spec["convs"])
+    return 1 + sum(2 + b["projection"] for stage in spec["stages"] for b in stage)
+
+
 def test_spec_graph_respects_the_spec():
     rng = np.random.default_rng(3)
     for _ in range(40):
         spec = random_spec(rng)
         g = spec_graph(spec, rng)
         assert g.input_type.shape == tuple(spec["shape"]) and g.input_type.dtype == DType("uint", spec["in_bits"])
-        assert sum(n.op == "conv2d" for n in g.nodes) == len(spec["convs"])
+        assert sum(n.op == "conv2d" for n in g.nodes) == _convolutions(spec)
         assert sum(n.op == "dense" for n in g.nodes) == len(spec["hidden"]) + 1
-        assert g.output_type.shape == (1,) and g.node("fcout").type.shape == (spec["classes"],)
+        assert g.output_type.shape == (1,) and g.nodes[-2].type.shape == (spec["classes"],)
+
+
+def test_generator_covers_residual_networks():
+    """Residual networks of 1 to 3 stages of 1 to 3 blocks: identity and projection shortcuts
+    (strided or not), 1x1 and 3x3 convolutions, multi-level inner activations; planned into
+    forks, delay FIFOs, threshold selects, decimators and a global sum; cheap to simulate, and
+    their class differs between random images in most of them."""
+    blocks, stages, kinds, varied, n = Counter(), set(), Counter(), 0, 0
+    for s in range(300):
+        spec, g, fo = random_network(s)
+        if spec["kind"] != "resnet":
+            continue
+        n += 1
+        p = plan(g)
+        kinds.update({e.kind for e in p.engines})
+        stages.update(len(st) for st in spec["stages"])
+        blocks.update((b["projection"], b["stride"], b["levels"] > 1, *b["kernels"])
+                      for st in spec["stages"] for b in st)
+        assert predict(p, fo)["cycles_per_image"] <= 2500
+        x = np.random.default_rng(s).integers(0, g.input_type.dtype.max + 1, (12,) + g.input_type.shape)
+        varied += len(set(classify(g, x.astype(np.uint8)).tolist())) > 1
+    assert n >= 40 and stages == {1, 2, 3}
+    assert {"fork", "delay", "select", "decimate", "globalsum"} <= {k for k, c in kinds.items() if c >= 10}
+    assert {(False, 1), (True, 1), (True, 2)} <= {b[:2] for b in blocks}
+    assert any(b[2] for b in blocks) and {b[3] for b in blocks} == {b[4] for b in blocks} == {1, 3}
+    assert varied >= 0.6 * n
+
+
+def test_random_resnet_is_a_residual_spec():
+    g = random_resnet(np.random.default_rng(0), shape=(8, 8, 3), widths=(4, 8), classes=3)
+    spec = resnet_spec((8, 8, 3), (4, 8), 2, 3)
+    assert [n.name for n in g.nodes] == [n.name for n in spec_graph(spec, np.random.default_rng(0)).nodes]
+    assert [[b["projection"] for b in st] for st in spec["stages"]] == [[False, False], [True, False]]
+    assert sum(n.op == "select_threshold" for n in g.nodes) == 4 and g.node("s1b0_sc").attrs["stride"] == 2
 
 
 # Five networks with one input lane, verilated together: convolutions with padding, stride 2,
-# pooling 2/2 and 3/3, multi-level activations, 1-bit to 8-bit inputs, a network with no hidden layer.
+# pooling 2/2 and 3/3, multi-level activations, 1-bit to 7-bit inputs, a network with no hidden
+# layer, and a residual network of three stages (identity shortcuts, projections at stride 1 and
+# 2, decimators, global pooling).
 SLICE = [108, 120, 127, 142, 153]
 
 
@@ -144,7 +187,9 @@ def test_fuzz_slice_through_verilator(tmp_path):
     assert rc == 0
     assert summary["mismatches"] == 0 and summary["hangs"] == 0
     assert summary["cycle_model"]["exact"] == len(SLICE)
-    assert set(summary["coverage"]["kinds"]) == {"fc", "cnn"}
+    assert set(summary["coverage"]["kinds"]) == {"fc", "cnn", "resnet"}
+    assert {"fork", "delay", "select", "decimate", "globalsum"} <= set(summary["coverage"]["engine_kinds"])
+    assert "select_threshold -> select" in summary["coverage"]["op_engines"]
     assert "Shapes covered" in (out / "summary.md").read_text()
 
 
