@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .build import flow
 from .build.design import CORE_NAME, make_design, write_core
+from .build.outdir import staged_output
 from .build.sim_command import sim_images
 from .errors import HdlgenError
 from .golden import classify
@@ -72,8 +73,8 @@ def run_bench(model: str, out: Path, images: int | None, data: str | None, clock
     for name in boards:
         board = board_registry.get(name)
         bout = out / name
-        flow.prepare_out_dir(bout, force=True)
-        flow.build(loaded, designs[name], board, clock, bout, synth=True)
+        with staged_output(bout, force=True) as work:
+            flow.build(loaded, designs[name], board, clock, work, synth=True, shown=bout)
         report = json.loads((bout / "report.json").read_text())
         syn = report["synthesis"]
         caps = board.capacities

@@ -52,6 +52,8 @@ def cli_eval(args) -> int:
         if args.limit < 1:
             raise HdlgenError(f"--limit must be positive, not {args.limit}")
         x, y = x[:args.limit], y[:args.limit]
+    if len(x) == 0:
+        raise HdlgenError(f"{args.data}: the {dataset} test split holds no images")
     if tuple(x.shape[1:]) != graph.input_type.shape:
         raise HdlgenError(f"{dataset} images are {x.shape[1:]} but model {name} takes {graph.input_type.shape}")
 

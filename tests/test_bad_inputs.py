@@ -153,6 +153,13 @@ def _file_as_out(tmp):
 
 BUILD = ["build", "--board", "kc705", "--no-synth"]
 
+
+def _earlier_build(tmp):
+    out = tmp / "earlier"
+    subprocess.run([sys.executable, "-m", "hdlgen", *BUILD, "--model", str(_ir(tmp, "old.json")), "--out", str(out)],
+                   check=True, capture_output=True, cwd=tmp)
+    return out
+
 # name -> (setup(tmp) -> (argv, extra env), words the error line must contain)
 CASES = {
     "unknown board": (lambda t: (["build", "--board", "de10nano", "--no-synth"], {}), ["de10nano", "kc705"]),
@@ -211,6 +218,14 @@ CASES = {
         ["t10k-images-idx3-ubyte", "idx"]),
     "output directory holding other files": (
         lambda t: (BUILD + ["--model", str(_ir(t)), "--out", str(_foreign_out(t))], {}), ["thesis", "--force"]),
+    "frame rate that is not a number": (lambda t: (BUILD + ["--model", str(_ir(t)), "--fps", "nan"], {}),
+                                        ["--fps", "nan"]),
+    "output path below a file": (
+        lambda t: (BUILD + ["--model", str(_ir(t)), "--out", str(_file_as_out(t) / "sub")], {}),
+        ["notes.txt", "is a file"]),
+    "impossible clock over an earlier build": (
+        lambda t: (BUILD + ["--model", str(_ir(t)), "--clock-mhz", "5000", "--out", str(_earlier_build(t))], {}),
+        ["5000 MHz"]),
     "output path that is a file": (lambda t: (BUILD + ["--model", str(_ir(t)), "--out", str(_file_as_out(t))], {}), ["notes.txt"]),
 }
 

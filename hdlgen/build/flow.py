@@ -8,46 +8,36 @@ build:  model -> IR -> plan + folding -> memory images -> Verilog core -> board 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..engines import engine_kind
 from ..errors import HdlgenError
 from ..fold import Folding
 from ..golden import classify
 from ..model import DEFAULT_MODEL, LoadedModel, load_graph, shipped_models
+from .clocking import ClockedWrapper, compute_mmcm
 from .design import CORE_NAME, Design, make_design, write_core
-
-MARKER = ".hdlgen-build"
-
+from .outdir import staged_output
 
 def log(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
-def prepare_out_dir(out: Path, force: bool):
-    """Refuse to write into a directory that holds files hdlgen did not write, unless forced."""
-    if out.exists() and not out.is_dir():
-        raise HdlgenError(f"output path {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not force:
-        raise HdlgenError(f"output directory {out} holds files hdlgen did not write; "
-                          f"choose another --out or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(f"written by hdlgen {__version__}\n")
-
-
 def design_from_args(args, board=None) -> tuple:
     """(LoadedModel, Design) from the --model / --folding / --fps / --clock-mhz options; with a
     board, a folding that cannot fit it is refused before anything is built."""
-    loaded = load_graph(args.model)
     clock = args.clock_mhz if args.clock_mhz is not None else 200.0
-    if clock <= 0:
-        raise HdlgenError(f"--clock-mhz must be positive, not {clock}")
+    fps = getattr(args, "fps", None)
+    for flag, value in (("--clock-mhz", clock), ("--fps", fps)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise HdlgenError(f"{flag} must be a positive number, not {value}")
+    loaded = load_graph(args.model)
     folding = Folding.load(args.folding) if getattr(args, "folding", None) else None
-    design = make_design(loaded.graph, loaded.name, folding, clock, getattr(args, "fps", None), board)
+    design = make_design(loaded.graph, loaded.name, folding, clock, fps, board)
     return loaded, design, clock
 
 
@@ -94,26 +84,32 @@ def cli_build(args) -> int:
         args.clock_mhz = board.default_clock_mhz
     out = Path(args.out) if args.out else Path("build") / board.name
     loaded, design, clock = design_from_args(args, board)
-    prepare_out_dir(out, args.force)
-    log(f"building {loaded.name} for {board.name} ({board.part}) at {clock:g} MHz into {out}")
-    return build(loaded, design, board, clock, out, synth=not args.no_synth)
+    compute_mmcm(board.clock_mhz_in, clock, board.family, board.speed_grade)   # before any slow step
+    with staged_output(out, args.force) as work:
+        log(f"building {loaded.name} for {board.name} ({board.part}) at {clock:g} MHz into {out}")
+        return build(loaded, design, board, clock, work, synth=not args.no_synth, shown=out)
 
 
-def build(loaded: LoadedModel, design: Design, board, clock: float, out: Path, synth: bool = True) -> int:
+def build(loaded: LoadedModel, design: Design, board, clock: float, out: Path, synth: bool = True,
+          shown: Path | None = None) -> int:
+    """Write the build into ``out`` (``shown``: the folder it will end up in, for messages)."""
     from . import report as report_mod
 
     rtl = out / "rtl"
     sources = write_core(design, rtl)
-    log(f"  core: {', '.join(str(p) for p in sources)} + {len(design.images)} layers of .mem files")
+    shown = shown or out
+    log(f"  core: {shown / 'rtl'}: {', '.join(p.name for p in sources)} + {len(design.images)} layers of "
+        f".mem files")
     design.graph.save(out / "model" / "graph")
     (out / "model" / "folding.json").write_text(json.dumps(design.folding.to_json(), indent=1) + "\n")
     project = board_project(loaded, design, board, clock, out, sources)
+    log(f"  vivado: {shown / 'vivado'}")
     resources = None
     if synth:
         resources = synthesize_core(out, rtl, sources, board)
     data = report_data(loaded, design, board, clock, project, resources)
     report_mod.write_report(out, data)
-    log(f"  report: {out / 'report.md'}")
+    log(f"  report: {shown / 'report.md'}")
     if resources is not None:
         report_mod.require_fit(resources.resources, board)
     return 0
@@ -135,7 +131,6 @@ def self_test_set(loaded: LoadedModel, design: Design):
 
 def board_project(loaded: LoadedModel, design: Design, board, clock: float, out: Path, sources: list) -> dict:
     """Board wrapper (MMCM + self-test), XDC and Vivado TCL scripts in ``out/vivado``."""
-    from .clocking import ClockedWrapper, compute_mmcm
     from .vivado import write_vivado_project
 
     mmcm = compute_mmcm(board.clock_mhz_in, clock, board.family, board.speed_grade)
@@ -145,7 +140,7 @@ def board_project(loaded: LoadedModel, design: Design, board, clock: float, out:
     mems = sorted(p for p in (out / "rtl").iterdir() if p.suffix == ".mem")
     project = write_vivado_project(out / "vivado", board, sources, mems, clock, "hdlgen", top=wrapper,
                                    core_top=CORE_NAME)
-    log(f"  vivado: {out / 'vivado'} (MMCM {board.clock_mhz_in:g} -> {float(mmcm.output_mhz):g} MHz)")
+    log(f"  clock: MMCM {board.clock_mhz_in:g} -> {float(mmcm.output_mhz):g} MHz")
     return {"mmcm": mmcm.to_json(), "self_test_labels": labels.tolist(), "project": project}
 
 
