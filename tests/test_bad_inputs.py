@@ -154,6 +154,16 @@ def _file_as_out(tmp):
 BUILD = ["build", "--board", "kc705", "--no-synth"]
 
 
+def _nan_checkpoint(tmp):
+    import torch
+
+    ckpt = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.dim() == 2)
+    ckpt["state_dict"][name] = torch.full_like(ckpt["state_dict"][name], float("nan"))
+    torch.save(ckpt, tmp / "nan.pt")
+    return tmp / "nan.pt", name
+
+
 def _earlier_build(tmp):
     out = tmp / "earlier"
     subprocess.run([sys.executable, "-m", "hdlgen", *BUILD, "--model", str(_ir(tmp, "old.json")), "--out", str(out)],
@@ -218,6 +228,8 @@ CASES = {
         ["t10k-images-idx3-ubyte", "idx"]),
     "output directory holding other files": (
         lambda t: (BUILD + ["--model", str(_ir(t)), "--out", str(_foreign_out(t))], {}), ["thesis", "--force"]),
+    "checkpoint with NaN weights": (lambda t: (BUILD + ["--model", str(_nan_checkpoint(t)[0])], {}),
+                                    ["nan.pt", "non-finite"]),
     "frame rate that is not a number": (lambda t: (BUILD + ["--model", str(_ir(t)), "--fps", "nan"], {}),
                                         ["--fps", "nan"]),
     "output path below a file": (

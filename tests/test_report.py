@@ -22,7 +22,9 @@ def _data(resources=None, board="kc705"):
                      "unmapped": {}, "log": "yosys.log"}
     return {
         "model": {"name": "bnn-tiny", "dataset": "MNIST",
-                  "accuracy": {"golden": 0.9712, "float": 0.9731}},
+                  "accuracy_measured": {"golden": 0.96, "images": 300, "source": "the model's shipped test images"},
+                  "accuracy_recorded": {"golden": 0.9712, "float": 0.9731, "images": 10000,
+                                        "source": "the checkpoint's training log"}},
         "board": board,
         "clock": {"mhz": 200.0, "requested_mhz": 200.0,
                   "mmcm": compute_mmcm(200, 200, "xc7").to_json()},
@@ -71,7 +73,10 @@ def test_markdown_contents():
                      "M=7, D=1, O=7", "| Predicted cycles per image | 676 |",
                      "295,858 images/s at 200 MHz", "1,500 cycles = 7.50 us",
                      "| Measured cycles per image (simulation) | 680 |",
-                     "108,464 bits", "| Accuracy (golden) | 97.12% |",
+                     "108,464 bits",
+                     "| Golden accuracy, measured in this build | 96.00% on 300 images (the model's shipped test images) |",
+                     "| Accuracy (golden), not measured here | 97.12% on 10000 test images, from the checkpoint's "
+                     "training log |",
                      "| 0 | conv0 | conv | 28x28x1 -> 26x26x16 | 16 | 9 | **676** | 1 | 1 x 144 |",
                      "| 1 | fc1 | fc | 10816 -> 10 | 10 | 64 | 169 | 1 | 169 x 640, 1 x 160 |",
                      "| 2 | argmax | label_select | 10 -> 1 | - | - | 10 | - | - |",

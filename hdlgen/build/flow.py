@@ -169,8 +169,16 @@ def report_data(loaded: LoadedModel, design: Design, board, clock: float, projec
     model = {"name": loaded.name, "source": str(loaded.path)}
     if meta.get("dataset"):
         model["dataset"] = meta["dataset"]
-    if isinstance(meta.get("accuracy"), dict):
-        model["accuracy"] = meta["accuracy"]
+    recorded = meta.get("accuracy") if isinstance(meta.get("accuracy"), dict) else {}
+    fractions = {k: v for k, v in recorded.items()
+                 if isinstance(v, float) and 0.0 <= v <= 1.0 and k in ("float", "integer", "golden")}
+    if fractions:
+        model["accuracy_recorded"] = {"source": "the checkpoint's training log", "images": recorded.get("test_images"),
+                                      **fractions}
+    if loaded.samples is not None and loaded.samples[1] is not None and len(loaded.samples[0]):
+        x, y = loaded.samples
+        model["accuracy_measured"] = {"golden": round(float((classify(g, x) == np.asarray(y)).mean()), 4),
+                                      "images": int(len(x)), "source": "the model's shipped test images"}
     pred = design.prediction
     return {
         "model": model,

@@ -4,8 +4,10 @@
 and ignored by the Markdown):
 
 ``model`` (dict, required)
-    ``name`` (str); optional ``dataset`` (str), ``accuracy`` (dict of name -> fraction, e.g.
-    ``{"golden": 0.871, "float": 0.874}``).
+    ``name`` (str); optional ``dataset`` (str), ``accuracy_measured`` (``{"golden": fraction,
+    "images": int, "source": str}``: measured in this build) and ``accuracy_recorded``
+    (``{"golden"/"integer"/"float": fraction, "images": int, "source": str}``: copied from the
+    checkpoint, labelled as such).
 ``board`` (str or dict, required)
     A board name known to :mod:`boards`, or a dict with ``name``, ``part``, ``capacities``
     (``lut ff bram36 uram dsp``).
@@ -222,8 +224,16 @@ def render_markdown(data):
     summary = [("Model", model["name"])]
     if model.get("dataset"):
         summary.append(("Dataset", model["dataset"]))
-    for name, value in sorted((model.get("accuracy") or {}).items()):
-        summary.append((f"Accuracy ({name})", f"{100.0 * value:.2f}%"))
+    measured = model.get("accuracy_measured")
+    if measured:
+        summary.append(("Golden accuracy, measured in this build",
+                        f"{100.0 * measured['golden']:.2f}% on {measured['images']} images ({measured['source']})"))
+    recorded = model.get("accuracy_recorded") or {}
+    for name in ("golden", "integer", "float"):
+        if name in recorded:
+            on = f" on {recorded['images']} test images" if recorded.get("images") else ""
+            summary.append((f"Accuracy ({name}), not measured here", f"{100.0 * recorded[name]:.2f}%{on}, "
+                            f"from {recorded['source']}"))
     summary.append(("Board", f"{board['name']}: {board['description']}"
                     if board.get("description") else board["name"]))
     if board.get("part"):

@@ -135,6 +135,10 @@ def read_checkpoint(path) -> dict:
     for key, kind in (("recipe", str), ("config", dict), ("state_dict", dict), ("meta", dict)):
         if not isinstance(ckpt.get(key), kind):
             raise HdlgenError(f"{path}: checkpoint entry {key!r} is missing or not a {kind.__name__}")
+    for name, tensor in ckpt["state_dict"].items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise HdlgenError(f"{path}: tensor {name!r} holds {bad} non-finite value(s) (NaN or infinity)")
     return ckpt
 
 
